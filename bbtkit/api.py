@@ -1,0 +1,229 @@
+"""The black box: candidate prompts in, label-word logits out, one API call per candidate.
+
+``BlackBoxLM`` is all a gradient-free tuner sees of the model. It evaluates a whole population in
+as few forward passes as memory allows, computes the LM head only at the answer position and only
+for the label words, and for causal LMs with the prompt after the input it computes the input's
+keys and values once and reuses them for every candidate.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import inject
+from .data import Examples
+from .templates import encode_example, pad_batch, resolve_position
+from .tasks import get_task
+
+
+class BudgetExceededError(RuntimeError):
+    """More API calls were requested than the budget allows."""
+
+
+@dataclass
+class APIOutput:
+    """logits: (pop, batch, classes) label-word logits; hidden: (pop, batch, hidden) final hidden
+    state at the answer position, when asked for; labels: (batch,) gold labels."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    hidden: torch.Tensor | None = None
+
+
+def as_prompts(prompts, lm) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
+    """Normalise candidate prompts to (pop, shallow (pop, n, H) | None, deep (pop, L, n, H) | None).
+
+    Accepts None (no prompt, one candidate), (n, H), (pop, n, H) or (pop, layers, n, H).
+    """
+    if prompts is None:
+        return 1, None, None
+    p = torch.as_tensor(np.asarray(prompts) if not torch.is_tensor(prompts) else prompts)
+    if p.ndim == 2:
+        p = p[None]
+    if p.ndim not in (3, 4) or p.shape[-1] != lm.hidden_size:
+        raise ValueError(f"Prompts must have shape (pop, tokens, {lm.hidden_size}) or (pop, layers, tokens, "
+                         f"{lm.hidden_size}); got {tuple(p.shape)}.")
+    if p.ndim == 4 and p.shape[1] != lm.num_layers:
+        raise ValueError(f"A deep prompt needs one entry per layer ({lm.num_layers}), got {p.shape[1]}.")
+    p = p.to(device=lm.device, dtype=lm.dtype)
+    return (p.shape[0], p, None) if p.ndim == 3 else (p.shape[0], None, p)
+
+
+class Forward:
+    """Fixed examples, ready to be run with any number of candidate prompts of n tokens."""
+
+    def __init__(self, lm, task, examples, n_prompt: int, position: str, padding_side: str = "right",
+                 use_cache: bool = True, max_length: int = 256):
+        self.lm, self.n = lm, n_prompt
+        self.label_ids = task.label_ids(lm).to(lm.device)
+        enc = [encode_example(lm, task, ex, n_prompt, position, max_length) for ex in examples]
+        self.cached = position == "after" and use_cache
+        if self.cached:
+            tails = {tuple(e.ids[e.context:]) for e in enc}
+            assert len(tails) == 1, "the template tail after the input must be the same for every example"
+            self.tail = torch.tensor(next(iter(tails)), device=lm.device)  # (tail,)
+            ctx = pad_batch([type(e)(e.ids[:e.context], 0, [], e.context) for e in enc], lm.pad_id, "left")
+            self.ctx_mask = ctx.mask.to(lm.device)  # (batch, ctx)
+            with torch.no_grad():
+                _, cache = inject.run_layers(lm, inject.embed(lm, ctx.ids), ctx.mask, lm.position_ids(ctx.mask),
+                                             past=_new_cache(lm))
+            self.kv = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (batch, heads, ctx, d)
+            full = torch.cat([self.ctx_mask, torch.ones(len(enc), len(self.tail), dtype=torch.long,
+                                                        device=lm.device)], 1)
+            self.tail_pos = lm.position_ids(full)[:, ctx.ids.shape[1]:]  # (batch, tail)
+            self.prompt_pos = torch.arange(n_prompt, device=lm.device).expand(len(enc), n_prompt)
+            self.width = ctx.ids.shape[1] + len(self.tail)
+        else:
+            b = pad_batch(enc, lm.pad_id, padding_side)
+            self.ids, self.mask, self.answer = b.ids.to(lm.device), b.mask.to(lm.device), b.answer.to(lm.device)
+            self.prompt_pos, self.pos = b.prompt.to(lm.device), lm.position_ids(b.mask).to(lm.device)
+            with torch.no_grad():
+                self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates
+            self.width = self.ids.shape[1]
+        self.batch = len(enc)
+
+    @torch.no_grad()
+    def run(self, shallow, deep, pop: int, return_hidden: bool = False,
+            max_batch_tokens: int = 16384) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (pop, batch, classes) and hidden (pop, batch, H) for pop candidates."""
+        if shallow is None and deep is not None:
+            shallow = deep[:, 0]  # layer 0's deep prompt goes into the word embeddings
+        step = max(1, max_batch_tokens // (self.batch * self.width))
+        logits, hidden = [], []
+        for s in range(0, pop, step):
+            sh = None if shallow is None else shallow[s:s + step]
+            dp = None if deep is None else deep[s:s + step]
+            p = min(step, pop - s)
+            h = self._answer_hidden(sh, dp, p)  # (p * batch, H)
+            logits.append(self.lm.label_logits(h, self.label_ids).float().view(p, self.batch, -1))
+            if return_hidden:
+                hidden.append(h.float().view(p, self.batch, -1))
+        return torch.cat(logits).cpu(), (torch.cat(hidden).cpu() if return_hidden else None)
+
+    def _answer_hidden(self, shallow, deep, p: int) -> torch.Tensor:
+        lm, B = self.lm, self.batch
+        rows_pos = self.prompt_pos.repeat(p, 1)  # (p * batch, n), candidate-major rows
+        sh = shallow  # (p, n, H), shared by each candidate's batch of examples
+        if self.cached:
+            embeds = lm.embeddings(self.tail)[None].expand(p * B, -1, -1)  # (p * batch, tail, H)
+            embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
+            past = _new_cache(lm, [(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) for k, v in self.kv])
+            mask = torch.cat([self.ctx_mask.repeat(p, 1),
+                              torch.ones(p * B, len(self.tail), dtype=torch.long, device=lm.device)], 1)
+            with inject.deep_prompt_hooks(lm, deep, rows_pos):
+                h, _ = inject.run_layers(lm, embeds, mask, self.tail_pos.repeat(p, 1), past=past)
+            return h[:, -1]
+        embeds = self.base_embeds.repeat(p, 1, 1)
+        embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
+        with inject.deep_prompt_hooks(lm, deep, rows_pos):
+            h, _ = inject.run_layers(lm, embeds, self.mask.repeat(p, 1), self.pos.repeat(p, 1))
+        return h[torch.arange(p * B, device=h.device), self.answer.repeat(p)]
+
+
+def _new_cache(lm, kv=None):
+    from transformers import DynamicCache
+    return DynamicCache(ddp_cache_data=kv) if kv is not None else DynamicCache(config=lm.config)
+
+
+class BlackBoxLM:
+    """The inference API of a language model on a fixed set of examples.
+
+    ``api(prompts)`` with prompts of shape (pop, tokens, hidden) or (pop, layers, tokens, hidden)
+    returns an :class:`APIOutput`; each candidate counts as one API call against ``budget``.
+    position: ``"auto"`` (after the input for causal LMs, before it for MLMs), ``"before"`` or
+    ``"after"``. Wall time is recorded per call in ``call_seconds``.
+    """
+
+    def __init__(self, model, task, examples: Examples, budget: int | None = None, *, position: str = "auto",
+                 padding_side: str = "right", use_cache: bool = True, max_length: int = 256,
+                 max_batch_tokens: int | None = None):
+        task = get_task(task)
+        if len(examples) == 0:
+            raise ValueError("BlackBoxLM needs at least one example; the split given is empty.")
+        if budget is not None and (not isinstance(budget, (int, np.integer)) or budget < 1):
+            raise ValueError(f"budget must be a positive number of API calls (or None for unlimited), not {budget!r}.")
+        self.model, self.task, self.examples, self.budget = model, task, examples, budget
+        self.position = resolve_position(model, position)
+        self.labels = torch.as_tensor(np.asarray([ex.label for ex in examples]))
+        if int(self.labels.max()) >= task.num_classes or int(self.labels.min()) < 0:
+            raise ValueError(f"Labels must lie in 0..{task.num_classes - 1} for task {task.name!r}.")
+        task.label_ids(model)  # fail early on a bad label word
+        self._opts = dict(padding_side=padding_side, use_cache=use_cache, max_length=max_length)
+        self.max_batch_tokens = max_batch_tokens or (65536 if model.device.type == "cuda" else 16384)
+        self._forwards: dict[int, Forward] = {}
+        self.calls = 0
+        self.call_seconds: list[float] = []  # wall seconds of each API call (a batch's time split evenly)
+
+    @property
+    def remaining(self) -> float:
+        return float("inf") if self.budget is None else self.budget - self.calls
+
+    @property
+    def seconds_per_call(self) -> float:
+        return float(np.mean(self.call_seconds)) if self.call_seconds else float("nan")
+
+    def forward_for(self, n_prompt: int) -> Forward:
+        """The prepared examples for prompts of n tokens (built once, then reused)."""
+        if n_prompt not in self._forwards:
+            self._forwards[n_prompt] = Forward(self.model, self.task, self.examples, n_prompt, self.position,
+                                               **self._opts)
+        return self._forwards[n_prompt]
+
+    def __call__(self, prompts=None, return_hidden: bool = False) -> APIOutput:
+        pop, shallow, deep = as_prompts(prompts, self.model)
+        if self.budget is not None and self.calls + pop > self.budget:
+            raise BudgetExceededError(
+                f"{pop} more API calls would exceed the budget of {self.budget} ({self.calls} used, "
+                f"{self.budget - self.calls} left). Raise the budget or evaluate fewer candidates.")
+        t0 = time.perf_counter()
+        n = 0 if prompts is None else (shallow if shallow is not None else deep).shape[-2]
+        logits, hidden = self.forward_for(n).run(shallow, deep, pop, return_hidden, self.max_batch_tokens)
+        elapsed = time.perf_counter() - t0
+        self.calls += pop
+        self.call_seconds += [elapsed / pop] * pop
+        return APIOutput(logits, self.labels, hidden)
+
+    def __repr__(self) -> str:
+        return (f"BlackBoxLM({self.model.name}, task={self.task.name}, examples={len(self.examples)}, "
+                f"position={self.position}, calls={self.calls}/{self.budget})")
+
+
+@torch.no_grad()
+def label_logits(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
+                 return_hidden: bool = False, max_length: int = 256):
+    """Label-word logits (n, classes) of one prompt (or none) on any number of examples.
+
+    prompt: None, a shallow prompt (tokens, hidden), or a deep prompt (layers, tokens, hidden).
+    Examples are grouped by length, so that little time goes into padding.
+    """
+    task = get_task(task)
+    if len(examples) == 0:
+        raise ValueError("Cannot evaluate on an empty split.")
+    position = resolve_position(model, position)
+    if prompt is not None:
+        prompt = torch.as_tensor(np.asarray(prompt) if not torch.is_tensor(prompt) else prompt)[None]
+    _, shallow, deep = as_prompts(prompt, model)
+    n = 0 if prompt is None else prompt.shape[-2]
+    order = np.argsort([len(ex.text_a) + len(ex.text_b or "") for ex in examples], kind="stable")
+    logits = torch.empty(len(examples), task.num_classes)
+    hidden = torch.empty(len(examples), model.hidden_size) if return_hidden else None
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        fw = Forward(model, task, [examples[int(i)] for i in idx], n, position, max_length=max_length)
+        lg, h = fw.run(shallow, deep, 1, return_hidden)
+        logits[idx] = lg[0]
+        if return_hidden:
+            hidden[idx] = h[0]
+    return (logits, hidden) if return_hidden else logits
+
+
+def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
+             return_predictions: bool = False):
+    """The task's metric (accuracy, F1 or macro-F1) of a prompt, or of the bare template, on examples."""
+    task = get_task(task)
+    preds = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size).argmax(-1).numpy()
+    metric = task.score(preds, [ex.label for ex in examples])
+    return (metric, preds) if return_predictions else metric

@@ -1,0 +1,91 @@
+"""All prompt injection lives here.
+
+* Shallow prompts, (batch, n, hidden): added to the word embeddings at the prompt positions, and
+  fed to the model through ``inputs_embeds``.
+* Deep prompts, (batch, layers, n, hidden): entry 0 goes into the word embeddings like a shallow
+  prompt; entry l >= 1 is added to the hidden states entering layer l, through forward pre-hooks
+  that a context manager always removes.
+
+Prompts are *added* at existing token positions (BBT's p0 + A z), so an all-zero prompt is
+exactly the bare model. Position ids are always passed explicitly, so left and right padding and
+a cached context all give each token its true position.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+
+def add_at(hidden: torch.Tensor, positions: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+    """hidden (rows, seq, H) + prompt at positions (rows, n); out of place.
+
+    prompt: (rows, n, H), or (pop, n, H) with rows = pop * batch in candidate-major order: each
+    candidate's prompt is then shared by its batch of examples.
+    """
+    if prompt is None or positions.numel() == 0:
+        return hidden
+    if prompt.shape[0] != hidden.shape[0]:
+        prompt = prompt.repeat_interleave(hidden.shape[0] // prompt.shape[0], 0)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None].expand_as(positions)
+    return hidden.index_put((rows, positions.to(hidden.device)), prompt.to(hidden.dtype), accumulate=True)
+
+
+def embed(lm, ids: torch.Tensor, positions: torch.Tensor | None = None,
+          prompt: torch.Tensor | None = None) -> torch.Tensor:
+    """Word embeddings of ids (batch, seq), with a shallow prompt (batch, n, H) added at positions."""
+    out = lm.embeddings(ids.to(lm.device))
+    return out if prompt is None else add_at(out, positions, prompt)
+
+
+@contextmanager
+def deep_prompt_hooks(lm, prompts: torch.Tensor | None, positions: torch.Tensor,
+                      first_layer: int = 1) -> Iterator[None]:
+    """Add prompts[:, l] (batch, n, H) to the input of layer l, for l >= first_layer.
+
+    prompts: (batch, layers, n, H) or None (no hooks). positions: (batch, n), indices into the
+    sequence that the layers see (the uncached part, when a context is cached).
+    """
+    handles = []
+    if prompts is not None:
+        positions = positions.to(lm.device)
+        for l in range(first_layer, min(prompts.shape[1], lm.num_layers)):
+            handles.append(lm.layers[l].register_forward_pre_hook(_adder(prompts[:, l], positions),
+                                                                  with_kwargs=True))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _adder(prompt: torch.Tensor, positions: torch.Tensor):
+    def hook(module, args, kwargs):
+        if args:
+            return (add_at(args[0], positions, prompt), *args[1:]), kwargs
+        kwargs = dict(kwargs, hidden_states=add_at(kwargs["hidden_states"], positions, prompt))
+        return args, kwargs
+    return hook
+
+
+def count_hooks(lm) -> int:
+    """Forward pre-hooks currently registered on the model's layers (0 outside a context)."""
+    return sum(len(layer._forward_pre_hooks) for layer in lm.layers)
+
+
+def run_layers(lm, embeds: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,
+               past=None) -> tuple[torch.Tensor, object]:
+    """The transformer on given input embeddings: (batch, seq, H) -> last hidden (batch, seq, H).
+
+    past: a cache of context keys and values (causal LMs), or None. Returns the hidden states and
+    the updated cache.
+    """
+    kwargs = dict(inputs_embeds=embeds, attention_mask=mask.to(lm.device), position_ids=position_ids.to(lm.device))
+    if lm.family == "mlm":
+        if getattr(lm.config, "type_vocab_size", 0):
+            kwargs["token_type_ids"] = torch.zeros_like(kwargs["position_ids"])
+    else:
+        kwargs.update(past_key_values=past, use_cache=past is not None)
+    out = lm.base(**kwargs)
+    return out.last_hidden_state, getattr(out, "past_key_values", None)

@@ -1,0 +1,71 @@
+"""One place for device, dtype, seeds and the user cache directory."""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """cuda, then mps, then cpu, unless told otherwise."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (avx512_bf16 or AMX); emulated bf16 is slower than fp32."""
+    if sys.platform != "linux":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+
+
+def pick_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> torch.dtype:
+    """bf16 where the hardware supports it (Ampere+ GPUs, CPUs with avx512_bf16), fp16 on older GPUs, else fp32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype != "auto":
+        if dtype not in _DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}; use 'auto' or one of {sorted(_DTYPES)}.")
+        return _DTYPES[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch in one call."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def cache_dir() -> Path:
+    """Where converted weights live: $BBTKIT_CACHE, else $XDG_CACHE_HOME/bbtkit, else ~/.cache/bbtkit."""
+    if os.environ.get("BBTKIT_CACHE"):
+        return Path(os.environ["BBTKIT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bbtkit"
+
+
+def smoke() -> bool:
+    """True when BBTKIT_SMOKE is set: notebooks and benchmarks shrink their budgets (used by CI)."""
+    return os.environ.get("BBTKIT_SMOKE", "").lower() not in ("", "0", "false", "no")
