@@ -60,7 +60,8 @@ class Forward:
         self.lm, self.n = lm, n_prompt
         self.label_ids = task.label_ids(lm).to(lm.device)
         enc = [encode_example(lm, task, ex, n_prompt, position, max_length) for ex in examples]
-        self.cached = position == "after" and use_cache
+        # A cached context needs at least one token (an empty input at the very start has none).
+        self.cached = position == "after" and use_cache and max(e.context for e in enc) > 0
         if self.cached:
             tails = {tuple(e.ids[e.context:]) for e in enc}
             assert len(tails) == 1, "the template tail after the input must be the same for every example"
@@ -227,3 +228,18 @@ def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "a
     preds = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size).argmax(-1).numpy()
     metric = task.score(preds, [ex.label for ex in examples])
     return (metric, preds) if return_predictions else metric
+
+
+@torch.no_grad()
+def top_tokens(model, task, example, k: int = 10) -> list[tuple[str, float]]:
+    """The k most likely tokens at the answer position over the whole vocabulary (no prompt).
+
+    For teaching: this is what a language model predicts before a verbalizer narrows it down
+    to the label words.
+    """
+    from .templates import encode_example
+
+    enc = encode_example(model, get_task(task), example)
+    logits = model.model(input_ids=torch.tensor([enc.ids], device=model.device)).logits[0, enc.answer]
+    top = torch.softmax(logits.float(), -1).topk(k)
+    return [(model.tokenizer.decode([int(i)]), float(v)) for v, i in zip(top.values, top.indices)]

@@ -110,6 +110,21 @@ class Task:
         words = self.label_words if label_words is None else {**self._words, family: tuple(label_words)}
         return dataclasses.replace(self, templates={**self.templates, family: template}, label_words=words)
 
+    def fill(self, example, family: str, answer: str | None = None) -> str:
+        """The template filled with an example; the answer slot shows ``answer`` (or stays ``{mask}``)."""
+        text = self.template(family).replace("{text_a}", example.text_a).replace("{text_b}", example.text_b or "")
+        return text.replace("{mask}", "{mask}" if answer is None else answer)
+
+    def with_demonstrations(self, demos, family: str = "causal", separator: str = "\n\n") -> "Task":
+        """In-context learning: a copy whose template starts with solved examples (GPT-3 style).
+
+        Each demonstration is the template filled with its text and its label word; the test
+        example follows, so the model can copy the pattern.
+        """
+        words = self.words(family)
+        shots = separator.join(self.fill(d, family, words[d.label]) for d in demos)
+        return self.with_template(shots + separator + self.template(family), family, words)
+
     def score(self, preds, labels) -> float:
         """The task's metric, in [0, 1]."""
         return score(self.metric, preds, labels, self.num_classes)

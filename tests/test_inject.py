@@ -124,3 +124,12 @@ def test_label_rows_head_equals_full_head(tiny):
     with torch.no_grad():
         full = tiny.model.get_output_embeddings()(tiny._head_transform(h))[:, ids]
         torch.testing.assert_close(tiny.label_logits(h, ids), full, atol=ATOL, rtol=0)
+
+
+def test_empty_input_at_template_start_falls_back_to_full_forward():
+    from bbtkit.data import Example, Examples
+    lm, task = bk.tiny_model("llama"), bk.Task("t", ("bad", "good"), {"causal": "{text_a} it was {mask}"})
+    empty = Examples([Example("", None, 0)], name="content-free")
+    api = bk.BlackBoxLM(lm, task, empty)
+    assert not api.forward_for(0).cached
+    torch.testing.assert_close(api().logits[0], stock_logits(lm, task, empty, 0, "after"), atol=ATOL, rtol=0)

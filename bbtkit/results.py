@@ -1,0 +1,92 @@
+"""Tuning results that save and load: no computed prompt is lost.
+
+A result folder holds ``result.json`` (method, task, model, config, projection specs, history,
+metrics) and ``z.npz`` (the tuned search vectors). Projections are stored as their seeds and
+sizes and rebuilt on load, so a result is small, and re-evaluating the loaded prompt gives the
+same test metric.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .projection import Projection
+
+
+@dataclass
+class Result:
+    """What a tuning run produced.
+
+    z: (layers, d) tuned search vectors, one row per prompted layer (one row for BBT);
+    projections: the matching projection specs; n_tokens, hidden: the prompt's shape;
+    layers: which model layers the rows belong to (BBT: [0], the embeddings).
+    """
+
+    method: str
+    task: str
+    model: str
+    config: dict
+    z: np.ndarray
+    projections: list[Projection]
+    n_tokens: int
+    hidden: int
+    layers: list[int]
+    num_layers: int
+    position: str
+    history: list[dict] = field(default_factory=list)
+    dev_metric: float | None = None
+    test_metric: float | None = None
+    api_calls: int = 0
+    seconds: float = 0.0
+    stop: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> torch.Tensor:
+        """The tuned prompt: (tokens, hidden) for BBT; (num_layers, tokens, hidden) for deep prompts."""
+        rows = [proj(z).view(self.n_tokens, self.hidden) for proj, z in zip(self.projections, self.z)]
+        if self.layers == [0] and self.method == "bbt":
+            return rows[0]
+        deep = torch.zeros(self.num_layers, self.n_tokens, self.hidden)
+        for layer, row in zip(self.layers, rows):
+            deep[layer] = row
+        return deep
+
+    def summary(self) -> str:
+        dev = "-" if self.dev_metric is None else f"{self.dev_metric:.3f}"
+        test = "-" if self.test_metric is None else f"{self.test_metric:.3f}"
+        return (f"{self.method} on {self.task} with {self.model}: dev {dev}, test {test}, "
+                f"{self.api_calls} API calls, {self.seconds / 60:.1f} min")
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {k: v for k, v in asdict(self).items() if k not in ("z", "projections")}
+        meta["projections"] = [asdict(p) for p in self.projections]
+        (path / "result.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
+        np.savez(path / "z.npz", z=np.asarray(self.z, dtype=np.float64))
+        return path
+
+
+def load_result(path: str | Path) -> Result:
+    """Load a saved result; ``result.prompt`` rebuilds the tuned prompt from z and the projection seeds."""
+    path = Path(path)
+    if not (path / "result.json").exists():
+        raise FileNotFoundError(f"No saved result in {path} (expected result.json and z.npz).")
+    meta = json.loads((path / "result.json").read_text())
+    meta["projections"] = [Projection(**p) for p in meta["projections"]]
+    with np.load(path / "z.npz") as f:
+        z = f["z"]
+    return Result(z=z, **meta)
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
