@@ -75,7 +75,8 @@ class Forward:
             full = torch.cat([self.ctx_mask, torch.ones(len(enc), len(self.tail), dtype=torch.long,
                                                         device=lm.device)], 1)
             self.tail_pos = lm.position_ids(full)[:, ctx.ids.shape[1]:]  # (batch, tail)
-            self.prompt_pos = torch.arange(n_prompt, device=lm.device).expand(len(enc), n_prompt)
+            tail_prompt = torch.tensor(enc[0].prompt, device=lm.device) - enc[0].context  # same for every example
+            self.prompt_pos = tail_prompt.expand(len(enc), n_prompt)
             self.width = ctx.ids.shape[1] + len(self.tail)
         else:
             b = pad_batch(enc, lm.pad_id, padding_side)

@@ -68,7 +68,7 @@ class BBTConfig:
     @classmethod
     def cpu_quick(cls, seed: int = 42) -> "BBTConfig":
         """One SST-2 16-shot run in at most 5 minutes on a 2-core CPU with the embedded model."""
-        return cls(n_prompt_tokens=4, intrinsic_dim=100, popsize=10, budget=400, loss="ce",
+        return cls(n_prompt_tokens=3, intrinsic_dim=100, popsize=10, budget=400, loss="ce",
                    projection="normal", alpha=1.0, sigma=1.0, eval_every=50, seed=seed)
 
 

@@ -35,3 +35,72 @@ def grouped_bars(table: dict[str, dict[str, float]], title: str = "", ylabel: st
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return ax
+
+
+def ellipse(ax, mean, cov, n_std: float = 2.0, **kw):
+    """Draw the n_std contour of N(mean, cov) in 2-D."""
+    from matplotlib.patches import Ellipse
+
+    vals, vecs = np.linalg.eigh(np.asarray(cov))
+    angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+    w, h = 2 * n_std * np.sqrt(np.maximum(vals[::-1], 0))
+    ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, **kw))
+
+
+def cma_frame(frame: dict, f, ax=None, lim=(-2.5, 2.5), title: str = ""):
+    """One CMA-ES generation in 2-D: f's contours, the population, the selected best, the mean and
+    the 2-sigma ellipse of the distribution the population was drawn from."""
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    g = np.linspace(*lim, 120)
+    Z = np.array([[f(np.array([a, b])) for a in g] for b in g])
+    ax.contour(g, g, np.log10(Z + 1e-3), levels=15, cmap="Greys", linewidths=0.6)
+    X, sel = frame["X"], frame["selected"]
+    ax.scatter(X[:, 0], X[:, 1], s=14, c="tab:blue", label="population")
+    ax.scatter(X[sel, 0], X[sel, 1], s=30, facecolors="none", edgecolors="tab:red", label="selected (best μ)")
+    ax.plot(*frame["mean"], "k+", ms=12, mew=2, label="mean")
+    ellipse(ax, frame["mean"], frame["cov"], ec="tab:green", lw=1.5)
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def curves(series: dict[str, tuple], title: str = "", xlabel: str = "API calls", ylabel: str = "",
+           ax=None, logy: bool = False):
+    """Line plot of {label: (x, y)}."""
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    for label, (x, y) in series.items():
+        ax.plot(x, y, label=label, marker="." if len(x) < 30 else None)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def run_curves(history: list[dict], title: str = "", axes=None, label: str | None = None):
+    """Loss (best and mean of each generation) and train/dev metric against API calls, from a run's history."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3))
+    rows = [h for h in history if h.get("best_loss") is not None]
+    calls = [h["calls"] for h in rows]
+    axes[0].plot(calls, [h["best_loss"] for h in rows], label=f"{label or ''} best".strip())
+    if label is None:
+        axes[0].plot(calls, [h["mean_loss"] for h in rows], alpha=0.5, label="mean")
+    axes[0].set_xlabel("API calls")
+    axes[0].set_ylabel("training loss")
+    dev = [(h["calls"], h["dev_metric"]) for h in history if h.get("dev_metric") is not None]
+    train = [(h["calls"], h["train_metric"]) for h in rows if h.get("train_metric") is not None]
+    if train:
+        axes[1].plot(*zip(*train), alpha=0.6, label=f"{label or ''} train (best candidate)".strip())
+    if dev:
+        axes[1].plot(*zip(*dev), marker="o", label=f"{label or ''} dev".strip())
+    axes[1].set_xlabel("API calls")
+    axes[1].set_ylabel("metric")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    axes[0].set_title(title, fontsize=10)
+    return axes

@@ -6,8 +6,8 @@ to the embeddings:
 
 * ``"before"``: n placeholder tokens inserted before the text (BBT: the initial prompt p0 is the
   embedding of n vocabulary tokens, and the tuned prompt is p0 + A z).
-* ``"after"`` (causal LMs): the first n template tokens that follow the input (fillers are inserted
-  if the template has fewer). A zero prompt is then exactly the manual prompt, and everything up
+* ``"after"`` (causal LMs): the last n template tokens after the input, ending at the answer
+  position (fillers are inserted right after the input if the template has fewer). A zero prompt is then exactly the manual prompt, and everything up
   to the end of the input is a fixed *context* whose keys and values are computed once.
 """
 from __future__ import annotations
@@ -103,7 +103,7 @@ def encode_example(lm, task, example, n_prompt: int = 0, position: str = "before
                              f"position='after' needs some (e.g. '... Answer: {{mask}}').")
         if n_prompt > tail:  # too few template tokens after the input: insert fillers
             ids[context:context] = [filler_id(lm)] * (n_prompt - tail)
-        prompt = list(range(context, context + n_prompt))
+        prompt = list(range(len(ids) - n_prompt, len(ids)))  # the n tokens ending at the answer position
     answer = len(ids) - 1 if family == "causal" else ids.index(lm.tokenizer.mask_token_id)
     ids += list(after)
     return Encoded(ids, answer, prompt, context)

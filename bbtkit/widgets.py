@@ -51,3 +51,88 @@ def label_word_explorer(lm, task: Task | str = "sst2", templates: dict[str, str]
         w.observe(redraw, names="value")
     redraw()
     display(W.VBox([text, tpl, words, out]))
+
+
+def show(obj) -> None:
+    """Print the source of a bbtkit function or class, so a lesson shows the package's own code."""
+    import inspect
+
+    from IPython.display import Markdown, display
+    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
+
+
+def cma_stepper(frames: list[dict], f, lim=(-2.5, 2.5)):
+    """Step through recorded CMA-ES generations with a slider (see ``cmaes.record_generations``)."""
+    import ipywidgets as W
+
+    from .plots import cma_frame
+
+    def draw(generation: int = 0):
+        fr = frames[generation]
+        cma_frame(fr, f, lim=lim, title=f"generation {generation}: best {fr['best']:.3g}, sigma {fr['sigma']:.3g}")
+        plt.show()
+
+    return W.interact(draw, generation=W.IntSlider(0, 0, len(frames) - 1, 1, description="generation"))
+
+
+def cma_tuner(functions: dict):
+    """Sliders for sigma0, popsize and dimension: CMA-ES's best loss against evaluations."""
+    import ipywidgets as W
+    import numpy as np
+
+    from .cmaes import minimize
+
+    def draw(function="rosenbrock", dim=10, sigma0=0.5, popsize=10, budget=3000):
+        f = functions[function]
+        trace = minimize(lambda X: np.array([f(x) for x in X]), dim, budget=budget, popsize=popsize,
+                         sigma0=sigma0, seed=0, x0=np.full(dim, -1.0))
+        calls, best = trace.column("best_loss")
+        plt.figure(figsize=(5, 3))
+        plt.semilogy(calls, np.minimum.accumulate(best))
+        plt.xlabel("function evaluations")
+        plt.ylabel("best loss so far")
+        plt.title(f"{function}, {dim}-D: {trace.stop}", fontsize=8)
+        plt.show()
+
+    return W.interact(draw, function=list(functions), dim=W.IntSlider(10, 2, 40),
+                      sigma0=W.FloatLogSlider(0.5, base=10, min=-2, max=1),
+                      popsize=W.IntSlider(10, 4, 64), budget=W.IntSlider(3000, 500, 10000, 500))
+
+
+def bbt_runner(model, task, split, base_cfg=None):
+    """Pick BBT hyperparameters, press Run, and watch the loss and dev curves grow live."""
+    import dataclasses
+
+    import ipywidgets as W
+    from IPython.display import display
+
+    from .bbt import BBTConfig, run_bbt
+    from .plots import run_curves
+
+    base_cfg = base_cfg or BBTConfig.cpu_quick()
+    d = W.IntSlider(base_cfg.intrinsic_dim, 5, 500, 5, description="d")
+    n = W.IntSlider(base_cfg.n_prompt_tokens, 1, 20, description="tokens")
+    sigma = W.FloatLogSlider(base_cfg.sigma, base=10, min=-2, max=1, description="σ0")
+    pop = W.IntSlider(base_cfg.popsize, 4, 40, description="popsize")
+    budget = W.IntSlider(200, 20, 2000, 20, description="budget")
+    loss = W.Dropdown(options=["ce", "hinge", "neg_metric"], value=base_cfg.loss, description="loss")
+    proj = W.Dropdown(options=["uniform", "normal"], value=base_cfg.projection, description="projection")
+    button, out = W.Button(description="Run BBT", button_style="primary"), W.Output()
+
+    def run(_):
+        cfg = dataclasses.replace(base_cfg, intrinsic_dim=d.value, n_prompt_tokens=n.value, sigma=sigma.value,
+                                  popsize=pop.value, budget=max(budget.value, pop.value), loss=loss.value,
+                                  projection=proj.value, eval_every=max(pop.value, budget.value // 8))
+
+        def live(trace):
+            with out:
+                out.clear_output(wait=True)
+                run_curves(trace.history, f"{trace.calls} of {cfg.budget} calls")
+                plt.show()
+
+        res = run_bbt(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
+        with out:
+            print(res.summary())
+
+    button.on_click(run)
+    display(W.VBox([W.HBox([d, n, sigma]), W.HBox([pop, budget]), W.HBox([loss, proj, button]), out]))

@@ -104,3 +104,49 @@ def test_save_load_evaluate_gives_the_identical_metric(toy_split, tmp_path):
 def test_load_result_from_an_empty_folder_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="result.json"):
         bk.load_result(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["sphere", "ellipsoid", "rosenbrock"])
+def test_hand_written_cma_moves_the_mean_like_pycma(name):
+    import cma
+    from bbtkit.cmaes import TEST_FUNCTIONS, HandCMA, cma_options
+
+    f = TEST_FUNCTIONS[name]
+    es = cma.CMAEvolutionStrategy([1.5, -1.0], 0.6, cma_options(8, seed=5))
+    hand = HandCMA([1.5, -1.0], 0.6, popsize=8)
+    for _ in range(3):  # the same samples, the same selection: the same new mean each generation
+        X = np.asarray(es.ask())
+        losses = [f(x) for x in X]
+        es.tell(list(X), losses)
+        hand.tell(X, losses)
+        np.testing.assert_allclose(hand.mean, es.mean, rtol=1e-10, atol=1e-12)
+        hand.mean = es.mean.copy()  # the step sizes differ in details; re-align before the next one
+
+
+def test_record_generations_keeps_what_the_pictures_need():
+    from bbtkit.cmaes import record_generations, sphere
+    frames = record_generations(sphere, [2.0, 2.0], sigma0=0.5, popsize=6, seed=1, generations=5)
+    assert len(frames) == 5 and frames[0]["X"].shape == (6, 2) and frames[0]["cov"].shape == (2, 2)
+    assert frames[-1]["best"] < frames[0]["best"]
+
+
+def test_the_inline_loop_of_notebook_03_matches_run_bbt(toy_split):
+    """Notebook 03 writes the BBT loop out by hand; it must be the loop run_bbt runs."""
+    import cma
+    from bbtkit.bbt import candidate_losses, make_projection
+    from bbtkit.cmaes import cma_options
+
+    lm, cfg = bk.tiny_model("llama"), tiny_cfg()
+    n, H = cfg.n_prompt_tokens, lm.hidden_size
+    api = bk.BlackBoxLM(lm, "sst2", toy_split.train, budget=cfg.budget)
+    proj = make_projection(cfg, lm, n * H, lm.embeddings.weight.std().item(), cfg.seed)
+    es = cma.CMAEvolutionStrategy(np.zeros(cfg.intrinsic_dim), cfg.sigma, cma_options(cfg.popsize, cfg.seed, cfg.bound))
+    best = []
+    while api.calls + cfg.popsize <= cfg.budget:
+        Z = np.asarray(es.ask())
+        out = api(proj(Z).view(len(Z), n, H))
+        losses, _ = candidate_losses(out.logits, out.labels, cfg.loss, api.task)
+        es.tell(list(Z), losses.tolist())
+        best.append(losses.min())
+    res = bk.run_bbt(lm, "sst2", toy_split, cfg, display=False, evaluate_test=False)
+    np.testing.assert_allclose(best, [h["best_loss"] for h in res.history[1:]], rtol=1e-6)

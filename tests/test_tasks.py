@@ -60,7 +60,7 @@ def test_causal_encoding_marks_context_prompt_and_answer():
     enc = encode_example(lm, task, Example("a good movie", None, 1), n_prompt=2, position="after")
     words = lm.tokenizer.convert_ids_to_tokens(enc.ids)
     assert words == ["review", ":", "a", "good", "movie", ".", "it", "was"]
-    assert enc.context == 5 and enc.prompt == [5, 6] and enc.answer == 7
+    assert enc.context == 5 and enc.prompt == [6, 7] and enc.answer == 7  # the last n tokens, answer included
     enc = encode_example(lm, task, Example("a good movie", None, 1), n_prompt=5, position="after")
     assert len(enc.ids) == 10 and enc.prompt == [5, 6, 7, 8, 9]  # two fillers inserted after the input
 
