@@ -64,7 +64,9 @@ class Forward:
         self.cached = position == "after" and use_cache and max(e.context for e in enc) > 0
         if self.cached:
             tails = {tuple(e.ids[e.context:]) for e in enc}
-            assert len(tails) == 1, "the template tail after the input must be the same for every example"
+            if len(tails) != 1:  # the shared tail is what makes one cached context serve every candidate
+                raise ValueError("With position='after', the template after the last input field must tokenise "
+                                 "the same for every example; use position='before' for this template.")
             self.tail = torch.tensor(next(iter(tails)), device=lm.device)  # (tail,)
             ctx = pad_batch([type(e)(e.ids[:e.context], 0, [], e.context) for e in enc], lm.pad_id, "left")
             self.ctx_mask = ctx.mask.to(lm.device)  # (batch, ctx)
@@ -108,7 +110,7 @@ class Forward:
     def _answer_hidden(self, shallow, deep, p: int) -> torch.Tensor:
         lm, B = self.lm, self.batch
         rows_pos = self.prompt_pos.repeat(p, 1)  # (p * batch, n), candidate-major rows
-        sh = shallow  # (p, n, H), shared by each candidate's batch of examples
+        sh = shallow  # (p, n, H): add_at shares each candidate's prompt across its batch of examples
         if self.cached:
             embeds = lm.embeddings(self.tail)[None].expand(p * B, -1, -1)  # (p * batch, tail, H)
             embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds

@@ -76,7 +76,7 @@ def encode_example(lm, task, example, n_prompt: int = 0, position: str = "before
     pieces = parse_template(task.template(family))
     if family == "causal":  # the answer is the next token: drop the mask and anything after it
         pieces = pieces[:[k for k, _ in pieces].index("mask")]
-    pieces = _move_spaces(pieces, family)
+    pieces = _move_spaces(pieces)
     texts = {"text_a": example.text_a, "text_b": example.text_b or ""}
     if "text_b" in {k for k, _ in pieces} and example.text_b is None:
         raise ValueError(f"Task {task.name!r} pairs two texts, but an example has no text_b.")
@@ -85,14 +85,17 @@ def encode_example(lm, task, example, n_prompt: int = 0, position: str = "before
     field_ids = {i: lm.encode(_spaced(t, texts[k])) for i, (k, t) in enumerate(pieces) if k in texts}
     before, after = lm.special_ids()
     n_before = n_prompt if position == "before" else 0
-    budget = max_length - len(before) - len(after) - n_before - sum(map(len, fixed.values())) - n_prompt
+    # the prompt's positions (placeholders, or at most n fillers) count once against max_length
+    budget = max_length - len(before) - len(after) - sum(map(len, fixed.values())) - n_prompt
     _truncate(field_ids, max(budget, 8))
 
     last_field = max(field_ids)
     ids = list(before) + (placeholder_ids(lm, n_prompt) if n_before else [])
     prompt = list(range(len(before), len(ids)))
-    context = None
-    for i in range(len(pieces)):
+    context = answer = None
+    for i, (kind, _) in enumerate(pieces):
+        if kind == "mask":
+            answer = len(ids)  # tracked here: an input may itself contain the mask token's text
         ids += fixed.get(i, field_ids.get(i, []))
         if i == last_field:
             context = len(ids)  # everything so far is the same whatever the prompt, when it comes after
@@ -104,7 +107,8 @@ def encode_example(lm, task, example, n_prompt: int = 0, position: str = "before
         if n_prompt > tail:  # too few template tokens after the input: insert fillers
             ids[context:context] = [filler_id(lm)] * (n_prompt - tail)
         prompt = list(range(len(ids) - n_prompt, len(ids)))  # the n tokens ending at the answer position
-    answer = len(ids) - 1 if family == "causal" else ids.index(lm.tokenizer.mask_token_id)
+    if family == "causal":
+        answer = len(ids) - 1
     ids += list(after)
     return Encoded(ids, answer, prompt, context)
 
@@ -113,7 +117,7 @@ def _spaced(lead: str, text: str) -> str:
     return lead + " ".join(text.split())
 
 
-def _move_spaces(pieces: list[tuple[str, str]], family: str) -> list[tuple[str, str]]:
+def _move_spaces(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Move a literal's trailing spaces onto the field that follows it ("Review: {text_a}").
 
     BPE tokenisers mark a word's leading space in the word's own token; a lone trailing space would

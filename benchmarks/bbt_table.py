@@ -21,10 +21,15 @@ def main() -> None:
     ap.add_argument("--test-size", type=int, default=1000, help="fixed test subset (SST-2's 872 are all used)")
     ap.add_argument("--out", default="runs/bbt")
     ap.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. loss=hinge sigma=0.5")
+    ap.add_argument("--template", help="causal template to use instead of the task's default (one task only)")
+    ap.add_argument("--words", nargs="+", help="label words that go with --template")
     args = ap.parse_args()
     lm = bk.load_model()
     rows = {}
     for name in args.tasks:
+        task = bk.get_task(name)
+        if args.template:
+            task = task.with_template(args.template.replace("\\n", "\n"), lm.family, args.words)
         manual, tuned, minutes = [], [], []
         for seed in args.seeds:
             split = bk.load_split(name, seed=seed, test_size=args.test_size)
@@ -32,11 +37,12 @@ def main() -> None:
             overrides = {k: type(getattr(cfg, k))(v) if getattr(cfg, k) is not None else float(v)
                          for k, v in (s.split("=") for s in args.set)}
             cfg = dataclasses.replace(cfg, **overrides)
-            manual.append(bk.evaluate(lm, name, split.test))
-            res = bk.run_bbt(lm, name, split, cfg, display=False)
+            manual.append(bk.evaluate(lm, task, split.test))
+            res = bk.run_bbt(lm, task, split, cfg, display=False)
             minutes.append(res.seconds / 60)
             tuned.append(res.test_metric)
-            res.extra.update(manual_test=manual[-1], test_size=len(split.test))
+            res.extra.update(manual_test=manual[-1], test_size=len(split.test), template=task.template(lm.family),
+                             words=task.words(lm.family))
             res.save(f"{args.out}/{name}-{seed}")
             print(f"{name} seed {seed}: manual {manual[-1]:.3f}  BBT {res.test_metric:.3f} (dev {res.dev_metric:.3f}, "
                   f"{res.api_calls} calls, {minutes[-1]:.1f} min, "

@@ -91,3 +91,10 @@ def test_labels_default_to_label_words():
     task = bk.Task("t", ("bad", "good"), {"causal": "{text_a} {mask}"})
     assert task.class_names == ("bad", "good")
     assert np.isclose(task.score([1, 1], [1, 0]), 0.5)
+
+
+def test_mask_text_inside_an_input_does_not_move_the_answer():
+    lm = bk.tiny_model("roberta")
+    enc = encode_example(lm, bk.get_task("sst2"), Example("a <mask> movie", None, 1))
+    assert enc.ids[enc.answer] == lm.tokenizer.mask_token_id
+    assert enc.answer > enc.ids.index(lm.tokenizer.mask_token_id)  # the input's own <mask> comes first
