@@ -8,6 +8,7 @@ keys and values once and reuses them for every candidate.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,41 +89,84 @@ class Forward:
                 self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates
             self.width = self.ids.shape[1]
         self.batch = len(enc)
+        self.frozen = None  # the layer cache: (layer, prompts below it, hidden states entering it)
 
     @torch.no_grad()
     def run(self, shallow, deep, pop: int, return_hidden: bool = False,
             max_batch_tokens: int = 16384) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (pop, batch, classes) and hidden (pop, batch, H) for pop candidates."""
+        """Logits (pop, batch, classes) and hidden (pop, batch, H) for pop candidates.
+
+        Deep prompts that agree below the frozen layer (see ``freeze_below``) start from the
+        cached hidden states there and run only the layers above.
+        """
         if shallow is None and deep is not None:
             shallow = deep[:, 0]  # layer 0's deep prompt goes into the word embeddings
+        start, start_hidden = self._cached_start(deep)
         step = max(1, max_batch_tokens // (self.batch * self.width))
         logits, hidden = [], []
         for s in range(0, pop, step):
             sh = None if shallow is None else shallow[s:s + step]
             dp = None if deep is None else deep[s:s + step]
             p = min(step, pop - s)
-            h = self._answer_hidden(sh, dp, p)  # (p * batch, H)
+            h = self._answer_hidden(sh, dp, p, start, start_hidden)  # (p * batch, H)
             logits.append(self.lm.label_logits(h, self.label_ids).float().view(p, self.batch, -1))
             if return_hidden:
                 hidden.append(h.float().view(p, self.batch, -1))
         return torch.cat(logits).cpu(), (torch.cat(hidden).cpu() if return_hidden else None)
 
-    def _answer_hidden(self, shallow, deep, p: int) -> torch.Tensor:
+    # --- the layer cache (BBTv2): prompts below a layer are fixed while that layer is tuned -------
+    @torch.no_grad()
+    def freeze_below(self, layer: int, deep: torch.Tensor) -> None:
+        """Cache the hidden states entering ``layer`` under the deep prompt (layers, n, H).
+
+        Later candidates whose prompts equal ``deep`` below ``layer`` run only layers
+        ``layer``..L-1. Moving up one layer from a cached state runs one layer, not all below.
+        """
+        if layer <= 0:
+            self.frozen = None
+            return
+        below = deep[:layer].to(self.lm.device, self.lm.dtype).clone()  # (layer, n, H)
+        start, hidden = 0, None
+        if self.frozen is not None:
+            l0, below0, h0 = self.frozen
+            if l0 <= layer and torch.equal(below0, below[:l0]):
+                if l0 == layer:
+                    return
+                start, hidden = l0, h0
+        with inject.capture_inputs(self.lm, [layer]) as seen:
+            self._answer_hidden(None if start else below[None, 0], below[None], 1, start, hidden, stop=layer)
+        self.frozen = (layer, below, seen[layer])  # hidden: (batch, seq, H), before layer's own prompt
+
+    def _cached_start(self, deep) -> tuple[int, torch.Tensor | None]:
+        if deep is None or self.frozen is None:
+            return 0, None
+        layer, below, hidden = self.frozen
+        if torch.equal(deep[:, :layer], below.expand(len(deep), -1, -1, -1)):
+            return layer, hidden
+        return 0, None
+
+    def _answer_hidden(self, shallow, deep, p: int, start: int = 0, start_hidden=None,
+                       stop: int | None = None) -> torch.Tensor:
+        """Hidden state at the answer position, (p * batch, H); layers outside start..stop-1 are skipped."""
         lm, B = self.lm, self.batch
         rows_pos = self.prompt_pos.repeat(p, 1)  # (p * batch, n), candidate-major rows
-        sh = shallow  # (p, n, H): add_at shares each candidate's prompt across its batch of examples
+        sh = None if start else shallow  # (p, n, H): add_at shares each candidate's prompt across its batch
+        window = (inject.layer_window(lm, start, stop, None if start_hidden is None else start_hidden.repeat(p, 1, 1))
+                  if start or stop is not None else nullcontext())
         if self.cached:
             embeds = lm.embeddings(self.tail)[None].expand(p * B, -1, -1)  # (p * batch, tail, H)
             embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
-            past = _new_cache(lm, [(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) for k, v in self.kv])
+            # layers below start never read their keys and values: pass them unrepeated (no copy)
+            past = _new_cache(lm, [(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) if l >= start else (k, v)
+                                   for l, (k, v) in enumerate(self.kv)])
             mask = torch.cat([self.ctx_mask.repeat(p, 1),
                               torch.ones(p * B, len(self.tail), dtype=torch.long, device=lm.device)], 1)
-            with inject.deep_prompt_hooks(lm, deep, rows_pos):
+            with window, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
                 h, _ = inject.run_layers(lm, embeds, mask, self.tail_pos.repeat(p, 1), past=past)
             return h[:, -1]
         embeds = self.base_embeds.repeat(p, 1, 1)
         embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
-        with inject.deep_prompt_hooks(lm, deep, rows_pos):
+        with window, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
             h, _ = inject.run_layers(lm, embeds, self.mask.repeat(p, 1), self.pos.repeat(p, 1))
         return h[torch.arange(p * B, device=h.device), self.answer.repeat(p)]
 
@@ -160,6 +204,7 @@ class BlackBoxLM:
         self._forwards: dict[int, Forward] = {}
         self.calls = 0
         self.call_seconds: list[float] = []  # wall seconds of each API call (a batch's time split evenly)
+        self.cache_seconds = 0.0  # wall seconds spent filling the layer cache (not API calls)
 
     @property
     def remaining(self) -> float:
@@ -175,6 +220,21 @@ class BlackBoxLM:
             self._forwards[n_prompt] = Forward(self.model, self.task, self.examples, n_prompt, self.position,
                                                **self._opts)
         return self._forwards[n_prompt]
+
+    def cache_below(self, layer: int, deep_prompt) -> None:
+        """The layer cache, a server-side speed-up that changes no result.
+
+        deep_prompt: (layers, n, H), fixed below ``layer`` while that layer is tuned. Calls whose
+        deep prompts equal it below ``layer`` then run only the layers from ``layer`` up; others
+        still get the full forward. Not an API call.
+        """
+        t0 = time.perf_counter()
+        p = torch.as_tensor(np.asarray(deep_prompt) if not torch.is_tensor(deep_prompt) else deep_prompt)
+        if p.ndim != 3 or p.shape[0] != self.model.num_layers or p.shape[-1] != self.model.hidden_size:
+            raise ValueError(f"cache_below needs one deep prompt of shape ({self.model.num_layers}, tokens, "
+                             f"{self.model.hidden_size}); got {tuple(p.shape)}.")
+        self.forward_for(p.shape[1]).freeze_below(int(layer), p)
+        self.cache_seconds += time.perf_counter() - t0
 
     def __call__(self, prompts=None, return_hidden: bool = False) -> APIOutput:
         pop, shallow, deep = as_prompts(prompts, self.model)

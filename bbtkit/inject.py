@@ -6,6 +6,10 @@
   prompt; entry l >= 1 is added to the hidden states entering layer l, through forward pre-hooks
   that a context manager always removes.
 
+A layer window (``layer_window``) runs only some layers: the others pass their input through, and
+a cached hidden state replaces the input of the first layer run. BBTv2's layer cache rests on it,
+and ``capture_inputs`` records what enters a layer (before that layer's prompt is added).
+
 Prompts are *added* at existing token positions (BBT's p0 + A z), so an all-zero prompt is
 exactly the bare model. Position ids are always passed explicitly, so left and right padding and
 a cached context all give each token its true position.
@@ -62,16 +66,79 @@ def deep_prompt_hooks(lm, prompts: torch.Tensor | None, positions: torch.Tensor,
 
 def _adder(prompt: torch.Tensor, positions: torch.Tensor):
     def hook(module, args, kwargs):
-        if args:
-            return (add_at(args[0], positions, prompt), *args[1:]), kwargs
-        kwargs = dict(kwargs, hidden_states=add_at(kwargs["hidden_states"], positions, prompt))
-        return args, kwargs
+        return _with_hidden(args, kwargs, add_at(_hidden_arg(args, kwargs), positions, prompt))
+    return hook
+
+
+@contextmanager
+def layer_window(lm, start: int, stop: int | None = None, hidden: torch.Tensor | None = None) -> Iterator[None]:
+    """Run only layers start..stop-1; the others return their input unchanged (and cost nothing).
+
+    hidden: (rows, seq, H), replaces the input of layer ``start`` (a cached state, so that the
+    layers below need not run). Register it before any prompt hooks: the replacement is put first
+    in the hook order, so a prompt at layer ``start`` is added to the cached state, not to junk.
+    """
+    stop = lm.num_layers if stop is None else stop
+    skipped = [layer for i, layer in enumerate(lm.layers) if not start <= i < stop]
+    handles = []
+    for layer in skipped:  # an instance attribute shadows the class's forward; hooks still run
+        layer.forward = _pass_through
+    if hidden is not None and start < lm.num_layers:
+        handles.append(lm.layers[start].register_forward_pre_hook(_replacer(hidden), with_kwargs=True, prepend=True))
+    try:
+        yield
+    finally:
+        for layer in skipped:
+            del layer.forward
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def capture_inputs(lm, layers) -> Iterator[dict[int, torch.Tensor]]:
+    """Record the hidden states entering each of ``layers``: {layer: (rows, seq, H)}.
+
+    What is recorded comes before that layer's own prompt is added (the hook is put first).
+    """
+    seen: dict[int, torch.Tensor] = {}
+    handles = [lm.layers[l].register_forward_pre_hook(_recorder(seen, l), with_kwargs=True, prepend=True)
+               for l in layers]
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _pass_through(hidden_states, *args, **kwargs):
+    return hidden_states
+
+
+def _hidden_arg(args, kwargs) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _with_hidden(args, kwargs, hidden):
+    if args:
+        return (hidden, *args[1:]), kwargs
+    return args, dict(kwargs, hidden_states=hidden)
+
+
+def _replacer(hidden: torch.Tensor):
+    def hook(module, args, kwargs):
+        return _with_hidden(args, kwargs, hidden.to(_hidden_arg(args, kwargs).dtype))
+    return hook
+
+
+def _recorder(seen: dict, layer: int):
+    def hook(module, args, kwargs):
+        seen[layer] = _hidden_arg(args, kwargs).detach()
     return hook
 
 
 def count_hooks(lm) -> int:
-    """Forward pre-hooks currently registered on the model's layers (0 outside a context)."""
-    return sum(len(layer._forward_pre_hooks) for layer in lm.layers)
+    """Forward pre-hooks and pass-through overrides on the model's layers (0 outside a context)."""
+    return sum(len(layer._forward_pre_hooks) for layer in lm.layers) + sum("forward" in vars(l) for l in lm.layers)
 
 
 def run_layers(lm, embeds: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,

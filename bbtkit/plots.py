@@ -90,6 +90,8 @@ def run_curves(history: list[dict], title: str = "", axes=None, label: str | Non
     axes[0].plot(calls, [h["best_loss"] for h in rows], label=f"{label or ''} best".strip())
     if label is None:
         axes[0].plot(calls, [h["mean_loss"] for h in rows], alpha=0.5, label="mean")
+    if label is None and "incumbent_loss" in rows[0]:  # BBTv2: the loss of the prompt kept so far
+        axes[0].plot(calls, [h["incumbent_loss"] for h in rows], color="k", label="kept prompt")
     axes[0].set_xlabel("API calls")
     axes[0].set_ylabel("training loss")
     dev = [(h["calls"], h["dev_metric"]) for h in history if h.get("dev_metric") is not None]
@@ -103,4 +105,36 @@ def run_curves(history: list[dict], title: str = "", axes=None, label: str | Non
     for ax in axes:
         ax.legend(fontsize=8)
     axes[0].set_title(title, fontsize=10)
+    return axes
+
+
+def layer_curves(history: list[dict], title: str = "", axes=None):
+    """BBTv2 by layer: each layer's generations (best loss against API calls, coloured by layer), and
+    how much of the training loss's fall each layer's kept prompts account for."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+    rows = [h for h in history if h.get("layer") is not None]
+    layers = sorted({h["layer"] for h in rows})
+    cmap = plt.get_cmap("viridis")
+    gains = dict.fromkeys(layers, 0.0)
+    before = next(h["incumbent_loss"] for h in history if h.get("layer") is None)
+    for h in rows:
+        gains[h["layer"]] += before - h["incumbent_loss"]
+        before = h["incumbent_loss"]
+    for l in layers:
+        mine = [h for h in rows if h["layer"] == l]
+        color = cmap(layers.index(l) / max(1, len(layers) - 1))
+        axes[0].plot([h["calls"] for h in mine], [h["best_loss"] for h in mine], marker=".", lw=0.8, color=color)
+    axes[0].plot([h["calls"] for h in rows], [h["incumbent_loss"] for h in rows], color="k", lw=1.5,
+                 label="kept prompt")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(layers[0], layers[-1]))
+    plt.colorbar(sm, ax=axes[0], label="layer")
+    axes[0].set_xlabel("API calls")
+    axes[0].set_ylabel("best training loss of a generation")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(title, fontsize=10)
+    axes[1].bar(layers, [gains[l] for l in layers], color=[cmap(i / max(1, len(layers) - 1)) for i in range(len(layers))])
+    axes[1].set_xlabel("layer")
+    axes[1].set_ylabel("training loss removed")
+    axes[1].set_title("Which layers' prompts lowered the loss", fontsize=10)
     return axes

@@ -136,3 +136,43 @@ def bbt_runner(model, task, split, base_cfg=None):
 
     button.on_click(run)
     display(W.VBox([W.HBox([d, n, sigma]), W.HBox([pop, budget]), W.HBox([loss, proj, button]), out]))
+
+
+def bbtv2_runner(model, task, split, base_cfg=None):
+    """Pick BBTv2's layers, d, sigma and budget, press Run, and watch the per-layer curves grow live."""
+    import dataclasses
+
+    import ipywidgets as W
+    from IPython.display import display
+
+    from .bbtv2 import BBTv2Config, run_bbtv2
+    from .plots import layer_curves
+
+    base_cfg = base_cfg or BBTv2Config.cpu_quick()
+    L = model.num_layers
+    choices = {"all layers": None, "every third layer": tuple(range(0, L, 3)),
+               "bottom half": tuple(range(L // 2)), "top half": tuple(range(L // 2, L)),
+               "top three": tuple(range(L - 3, L)), "embeddings only (like BBT)": (0,)}
+    layers = W.Dropdown(options=list(choices), value="all layers", description="layers")
+    d = W.IntSlider(base_cfg.intrinsic_dim, 5, 500, 5, description="d per layer")
+    sigma = W.FloatLogSlider(base_cfg.sigma, base=10, min=-2, max=1, description="σ0")
+    budget = W.IntSlider(base_cfg.budget, 20, 2000, 20, description="budget")
+    button, out = W.Button(description="Run BBTv2", button_style="primary"), W.Output()
+
+    def run(_):
+        cfg = dataclasses.replace(base_cfg, layers=choices[layers.value], intrinsic_dim=d.value, sigma=sigma.value,
+                                  budget=max(budget.value, base_cfg.popsize + 1),
+                                  eval_every=max(base_cfg.popsize, budget.value // 8))
+
+        def live(history):
+            with out:
+                out.clear_output(wait=True)
+                layer_curves(history, f"{history[-1]['calls']} of {cfg.budget} calls")
+                plt.show()
+
+        res = run_bbtv2(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
+        with out:
+            print(res.summary())
+
+    button.on_click(run)
+    display(W.VBox([W.HBox([layers, d]), W.HBox([sigma, budget, button]), out]))

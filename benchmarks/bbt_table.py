@@ -1,9 +1,9 @@
-"""Manual prompt against BBT cpu_quick on SST-2 and AG News, over seeds 13, 42, 100.
+"""Manual prompt against BBT (or BBTv2) cpu_quick on SST-2 and AG News, over seeds 13, 42, 100.
 
-Prints mean ± std of the test metric and the CPU minutes of each BBT run, and saves every run
-under runs/bbt/<task>-<seed>/ so that notebooks can load them.
+Prints mean ± std of the test metric and the CPU minutes of each run, and saves every run
+under runs/<method>/<task>-<seed>/ so that notebooks can load them.
 
-    python benchmarks/bbt_table.py [--tasks sst2 agnews] [--seeds 13 42 100] [--test-size 1000]
+    python benchmarks/bbt_table.py [--method bbt|bbtv2] [--tasks sst2 agnews] [--seeds 13 42 100]
 """
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ import bbtkit as bk
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--method", choices=["bbt", "bbtv2"], default="bbt")
     ap.add_argument("--tasks", nargs="+", default=["sst2", "agnews"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[13, 42, 100])
     ap.add_argument("--test-size", type=int, default=1000, help="fixed test subset (SST-2's 872 are all used)")
-    ap.add_argument("--out", default="runs/bbt")
+    ap.add_argument("--out", help="where runs are saved (default: runs/<method>)")
     ap.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. loss=hinge sigma=0.5")
     ap.add_argument("--template", help="causal template to use instead of the task's default (one task only)")
     ap.add_argument("--words", nargs="+", help="label words that go with --template")
     args = ap.parse_args()
+    out = args.out or f"runs/{args.method}"
+    config, run = {"bbt": (bk.BBTConfig, bk.run_bbt), "bbtv2": (bk.BBTv2Config, bk.run_bbtv2)}[args.method]
     lm = bk.load_model()
     rows = {}
     for name in args.tasks:
@@ -33,22 +36,22 @@ def main() -> None:
         manual, tuned, minutes = [], [], []
         for seed in args.seeds:
             split = bk.load_split(name, seed=seed, test_size=args.test_size)
-            cfg = bk.BBTConfig.cpu_quick(seed=seed)
+            cfg = config.cpu_quick(seed=seed)
             overrides = {k: type(getattr(cfg, k))(v) if getattr(cfg, k) is not None else float(v)
                          for k, v in (s.split("=") for s in args.set)}
             cfg = dataclasses.replace(cfg, **overrides)
             manual.append(bk.evaluate(lm, task, split.test))
-            res = bk.run_bbt(lm, task, split, cfg, display=False)
+            res = run(lm, task, split, cfg, display=False)
             minutes.append(res.seconds / 60)
             tuned.append(res.test_metric)
             res.extra.update(manual_test=manual[-1], test_size=len(split.test), template=task.template(lm.family),
                              words=task.words(lm.family))
-            res.save(f"{args.out}/{name}-{seed}")
-            print(f"{name} seed {seed}: manual {manual[-1]:.3f}  BBT {res.test_metric:.3f} (dev {res.dev_metric:.3f}, "
+            res.save(f"{out}/{name}-{seed}")
+            print(f"{name} seed {seed}: manual {manual[-1]:.3f}  {args.method} {res.test_metric:.3f} (dev {res.dev_metric:.3f}, "
                   f"{res.api_calls} calls, {minutes[-1]:.1f} min, "
                   f"{res.extra['seconds_per_call']:.3f} s/call)", flush=True)
         rows[name] = (manual, tuned, minutes, len(split.test))
-    print("\n| task | test examples | manual prompt | BBT cpu_quick | minutes per BBT run (2-core CPU) |")
+    print(f"\n| task | test examples | manual prompt | {args.method} cpu_quick | minutes per run (2-core CPU) |")
     print("|---|---|---|---|---|")
     for name, (manual, tuned, minutes, n_test) in rows.items():
         print(f"| {name} | {n_test} | {100 * np.mean(manual):.1f} ± {100 * np.std(manual):.1f} | "
