@@ -1,0 +1,72 @@
+"""Calibration formulas on hand-computed logits, and on tiny models."""
+import numpy as np
+import pytest
+import torch
+
+import bbtkit as bk
+from bbtkit.calibration import Calibration, calibrate_batch, content_free_examples
+
+
+def test_champion_calibration_on_hand_computed_logits():
+    q = torch.tensor([[12.0, 8.0], [10.0, 6.0]])  # q̄ = (11, 7), λ = 9
+    cal = Calibration.from_logits(q, "champion")
+    assert cal.reference == (11.0, 7.0) and cal.scale == 9.0
+    torch.testing.assert_close(cal.apply(q), torch.tensor([[9 * 12 / 11, 9 * 8 / 7], [9 * 10 / 11, 9 * 6 / 7]]))
+    # the mean sample gets equal logits λ for every label word, at the original logits' mean height
+    torch.testing.assert_close(cal.apply(torch.tensor([11.0, 7.0])), torch.tensor([9.0, 9.0]))
+    # the first sample was "class 0" before calibration and is "class 1" after: 12/11 < 8/7
+    assert cal.apply(q)[0].argmax() == 1
+
+
+def test_contextual_calibration_on_hand_computed_logits():
+    cf = torch.log(torch.tensor([[0.8, 0.2], [0.6, 0.4]]))  # p_cf = (0.7, 0.3)
+    cal = Calibration.from_logits(cf, "contextual")
+    np.testing.assert_allclose(cal.reference, (0.7, 0.3), rtol=1e-6)
+    p = torch.tensor([0.6, 0.4])
+    expected = (p / torch.tensor([0.7, 0.3])) / (p / torch.tensor([0.7, 0.3])).sum()
+    torch.testing.assert_close(cal.probs(p.log()), expected)
+
+
+def test_a_calibrated_uniformly_biased_model_predicts_evenly():
+    """Logits that favour class 0 by the same amount for every input: calibrated, each class wins
+    for about a third of the inputs. Champion fits on the samples; contextual on a content-free
+    input, whose logits are the bias alone."""
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(200, 3))
+    biased = torch.tensor(10.0 + signal + np.array([3.0, 0.0, 0.0]), dtype=torch.float32)
+    assert (biased.argmax(-1) == 0).float().mean() > 0.9
+    content_free = torch.tensor([[13.0, 10.0, 10.0]])
+    for method, fit_on in (("champion", biased), ("contextual", content_free)):
+        cal = Calibration.from_logits(fit_on, method)
+        counts = np.bincount(cal.apply(biased).argmax(-1).numpy(), minlength=3)
+        assert counts.min() > 200 / 3 * 0.7, (method, counts)
+
+
+def test_batch_calibration_matches_one_candidate_at_a_time():
+    logits = torch.rand(4, 16, 3) * 5 + 5
+    batched = calibrate_batch(logits, "champion")
+    for c in range(4):
+        torch.testing.assert_close(batched[c], Calibration.from_logits(logits[c]).apply(logits[c]))
+    negative = -logits  # not calibratable by division: left as it is
+    torch.testing.assert_close(calibrate_batch(negative, "champion"), negative)
+
+
+def test_calibration_errors_say_what_to_do():
+    with pytest.raises(ValueError, match="method='contextual'"):
+        Calibration.from_logits(torch.tensor([[-1.0, 2.0]]), "champion")
+    with pytest.raises(ValueError, match="must be one of"):
+        Calibration("platt", (1.0, 1.0))
+    with pytest.raises(ValueError, match="for 2 classes"):
+        Calibration.from_logits(torch.ones(3, 2)).apply(torch.ones(3))
+    with pytest.raises(ValueError, match="training samples"):
+        Calibration.fit(bk.tiny_model("llama"), "sst2", bk.Examples([], name="empty"))
+
+
+def test_fit_on_tiny_models_and_round_trip(toy):
+    for arch in ("roberta", "llama"):
+        lm = bk.tiny_model(arch)
+        cal = Calibration.fit(lm, "sst2", method="contextual")
+        assert len(cal.reference) == 2 and abs(sum(cal.reference) - 1) < 1e-5
+        assert Calibration.from_dict(cal.to_dict()) == cal
+        free = content_free_examples(lm, bk.get_task("sst2"))
+        assert len(free) == (3 if arch == "roberta" else 2)  # "N/A", "" and the mask token, where there is one
