@@ -16,6 +16,7 @@ a cached context all give each token its true position.
 """
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -153,6 +154,20 @@ def run_layers(lm, embeds: torch.Tensor, mask: torch.Tensor, position_ids: torch
         if getattr(lm.config, "type_vocab_size", 0):
             kwargs["token_type_ids"] = torch.zeros_like(kwargs["position_ids"])
     else:
-        kwargs.update(past_key_values=past, use_cache=past is not None)
+        if past is not None:
+            kwargs.update({_cache_arg(lm.base): past, "use_cache": True})
+        else:
+            kwargs["use_cache"] = False
     out = lm.base(**kwargs)
-    return out.last_hidden_state, getattr(out, "past_key_values", None)
+    if past is None:
+        return out.last_hidden_state, None
+    return out.last_hidden_state, getattr(out, _cache_arg(lm.base))
+
+
+def _cache_arg(base) -> str:
+    """The keyword under which this transformers version takes a KV cache.
+
+    transformers 5.24 renamed `past_key_values` to `cache` (the old name warns until 5.40); both are
+    supported so that the package works on either side of the rename without a warning.
+    """
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"

@@ -1,4 +1,6 @@
 """Exact equivalences of the prompt-injection paths on tiny random models (fp32)."""
+import warnings
+
 import pytest
 import torch
 
@@ -133,3 +135,22 @@ def test_empty_input_at_template_start_falls_back_to_full_forward():
     api = bk.BlackBoxLM(lm, task, empty)
     assert not api.forward_for(0).cached
     torch.testing.assert_close(api().logits[0], stock_logits(lm, task, empty, 0, "after"), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_no_cache_deprecation_warning(arch, toy, monkeypatch):
+    """The KV-cache keyword follows the installed transformers (`cache` from 5.24, else
+    `past_key_values`): a deprecation message on stderr breaks the notebooks' output checks."""
+    generic = pytest.importorskip("transformers.utils.generic")
+    said = []
+    if hasattr(generic, "logger"):
+        monkeypatch.setattr(generic.logger, "warning_once", lambda msg, *a, **k: said.append(msg))
+    lm, task = bk.tiny_model(arch), bk.get_task("sst2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        for position in ("before", "after"):
+            api = bk.BlackBoxLM(lm, task, toy, position=position)
+            api(torch.zeros(2, 2, lm.hidden_size))
+        bk.api.label_logits(lm, task, toy)
+    assert not [m for m in said if "deprecated" in str(m)], said
+
