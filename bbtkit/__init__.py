@@ -3,6 +3,7 @@ from . import cmaes, plots, projection, runtime
 from .api import APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits, top_tokens
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
+from .calibration import Calibration
 from .data import Example, Examples, Split, data_dir, load_split
 from .models import LM, ModelNotAvailableError, load_model, tiny_model
 from .results import Result, load_result

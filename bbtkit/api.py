@@ -285,10 +285,16 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
 
 
 def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
-             return_predictions: bool = False):
-    """The task's metric (accuracy, F1 or macro-F1) of a prompt, or of the bare template, on examples."""
+             return_predictions: bool = False, calibration=None):
+    """The task's metric (accuracy, F1 or macro-F1) of a prompt, or of the bare template, on examples.
+
+    calibration: a fitted :class:`~bbtkit.calibration.Calibration` applied to the logits first.
+    """
     task = get_task(task)
-    preds = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size).argmax(-1).numpy()
+    logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size)
+    if calibration is not None:
+        logits = calibration.apply(logits)
+    preds = logits.argmax(-1).numpy()
     metric = task.score(preds, [ex.label for ex in examples])
     return (metric, preds) if return_predictions else metric
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from . import calibration as calib
 from .api import BlackBoxLM, evaluate
 from .cmaes import minimize
 from .projection import KINDS, Projection, normal_std
@@ -20,6 +21,7 @@ from .runtime import set_seed
 from .tasks import get_task
 
 LOSSES = ("ce", "hinge", "neg_metric")
+CALIBRATIONS = calib.METHODS
 HINGE_MARGIN = 2.0
 
 
@@ -40,9 +42,13 @@ class BBTConfig:
                                    # "after": the template tokens after the input (causal LMs, fast)
     eval_every: int = 100          # dev metric every this many API calls; the best dev prompt is kept
     seed: int = 42                 # seeds the projection and CMA-ES
+    calibration: str | None = None # calibrate label-word logits in the loss, dev and test:
+                                   # "champion" (competition winner), "contextual", or None
 
     def __post_init__(self) -> None:
         checks = [
+            (self.calibration in (None,) + CALIBRATIONS,
+             f"calibration must be one of {CALIBRATIONS} or None, not {self.calibration!r}"),
             (self.n_prompt_tokens >= 1, "n_prompt_tokens must be at least 1"),
             (self.intrinsic_dim >= 1, "intrinsic_dim must be at least 1"),
             (self.popsize >= 2, "popsize must be at least 2 (CMA-ES needs a population)"),
@@ -102,6 +108,16 @@ def make_projection(cfg, model, out_dim: int, sigma_hat: float, seed: int) -> Pr
     return Projection(cfg.intrinsic_dim, out_dim, seed, cfg.projection, std)
 
 
+def finish(res: Result, model, task, split, cfg, evaluate_test: bool) -> None:
+    """Fit the tuned prompt's calibration (if any), keep it in the result, and score the test set."""
+    cal = None
+    if cfg.calibration:
+        cal = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt, res.position)
+        res.extra["calibration"] = cal.to_dict()
+    if evaluate_test:
+        res.test_metric = evaluate(model, task, split.test, res.prompt, position=res.position, calibration=cal)
+
+
 def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool = True, callback=None,
             evaluate_test: bool = True) -> Result:
     """Tune a shallow prompt with BBT on split.train, select on split.dev, report split.test.
@@ -118,14 +134,18 @@ def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool =
     dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)  # model selection, not tuning
     sigma_hat = model.embeddings.weight.float().std().item()
     proj = make_projection(cfg, model, n * H, sigma_hat, cfg.seed)
+    calibrate = calib.for_objective(cfg.calibration, model, task, split.train, train.position)
 
     def objective(Z: np.ndarray):
         out = train(proj(Z).view(len(Z), n, H))
-        return candidate_losses(out.logits, out.labels, cfg.loss, task)
+        return candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
 
     def dev(z: np.ndarray) -> float:
-        out = dev_api(proj(z).view(1, n, H))
-        return task.score(out.logits[0].argmax(-1).numpy(), out.labels.numpy())
+        prompt = proj(z).view(1, n, H)
+        logits = dev_api(prompt).logits[0]
+        if cfg.calibration:
+            logits = calib.for_prompt(cfg.calibration, model, task, split.train, prompt[0], train.position).apply(logits)
+        return task.score(logits.argmax(-1).numpy(), dev_api.labels.numpy())
 
     trace = minimize(objective, cfg.intrinsic_dim, budget=cfg.budget, popsize=cfg.popsize, sigma0=cfg.sigma,
                      bound=cfg.bound, seed=cfg.seed, eval_every=cfg.eval_every, dev=dev, callback=callback,
@@ -133,7 +153,6 @@ def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool =
     res = Result("bbt", task.name, model.name, asdict(cfg), trace.best_z[None], [proj], n, H, [0],
                  model.num_layers, train.position, trace.history, trace.best_dev, None, trace.calls,
                  0.0, trace.stop, {"seconds_per_call": train.seconds_per_call})
-    if evaluate_test:
-        res.test_metric = evaluate(model, task, split.test, res.prompt, position=train.position)
+    finish(res, model, task, split, cfg, evaluate_test)
     res.seconds = time.perf_counter() - t0
     return res

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from . import inject
-from .api import BlackBoxLM, Forward, evaluate
-from .bbt import BBTConfig, candidate_losses, make_projection
+from .api import BlackBoxLM, Forward
+from . import calibration as calib
+from .bbt import BBTConfig, candidate_losses, finish, make_projection
 from .cmaes import _progress, cma_options
 from .results import Result
 from .runtime import set_seed
@@ -134,12 +135,16 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
     Z = np.zeros((len(layers), cfg.intrinsic_dim))  # the kept z of each tuned layer
     deep = torch.zeros(L, n, H)                     # the incumbent deep prompt they make
 
+    calibrate = calib.for_objective(cfg.calibration, model, task, split.train, train.position)
+
     def dev() -> float:
-        out = dev_api(deep[None])
-        return task.score(out.logits[0].argmax(-1).numpy(), out.labels.numpy())
+        logits = dev_api(deep[None]).logits[0]
+        if cfg.calibration:
+            logits = calib.for_prompt(cfg.calibration, model, task, split.train, deep, train.position).apply(logits)
+        return task.score(logits.argmax(-1).numpy(), dev_api.labels.numpy())
 
     out = train(deep[None])  # one call: the starting point, z = 0 everywhere (the manual prompt)
-    losses, metrics = candidate_losses(out.logits, out.labels, cfg.loss, task)
+    losses, metrics = candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
     incumbent = float(losses[0])
     best_dev, best_Z = dev(), Z.copy()
     history = [{"calls": train.calls, "round": 0, "layer": None, "best_loss": incumbent, "mean_loss": incumbent,
@@ -162,7 +167,7 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
             cand = deep.expand(len(X), -1, -1, -1).clone()             # (pop, L, n, H)
             cand[:, l] = projs[i](X).view(len(X), n, H)
             out = train(cand)
-            losses, metrics = candidate_losses(out.logits, out.labels, cfg.loss, task)
+            losses, metrics = candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
             es.tell(list(X), losses.tolist())
             b = int(np.argmin(losses))
             if losses[b] < incumbent:  # keep the layer's new prompt only if the whole prompt improves
@@ -192,7 +197,6 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
                  history, best_dev, None, train.calls, 0.0, stop,
                  {"seconds_per_call": train.seconds_per_call, "cache_seconds": train.cache_seconds,
                   "layer_scales": scales.tolist(), "train_loss": incumbent})
-    if evaluate_test:
-        res.test_metric = evaluate(model, task, split.test, res.prompt, position=train.position)
+    finish(res, model, task, split, cfg, evaluate_test)
     res.seconds = time.perf_counter() - t0
     return res

@@ -119,3 +119,27 @@ def calibrate_batch(logits: torch.Tensor, method: str) -> torch.Tensor:
     ok = (q_bar > 0).all(-1, keepdim=True)
     scaled = q_bar.mean(-1, keepdim=True) * logits / q_bar.clamp_min(1e-6)
     return torch.where(ok, scaled, logits.float())
+
+
+def for_objective(method: str | None, model, task, train: Examples, position: str = "auto"):
+    """What BBT and BBTv2 apply to each candidate's training logits (pop, batch, classes).
+
+    "champion": each candidate calibrated on its own training batch (no extra calls); fitted once
+    here under the manual prompt, so that a model it cannot serve fails before tuning starts;
+    "contextual": p_cf fitted once, under the manual prompt, and kept; None: nothing.
+    """
+    if method is None:
+        return lambda logits: logits
+    if method == "champion":
+        Calibration.fit(model, task, train, "champion", position=position)
+        return lambda logits: calibrate_batch(logits, "champion")
+    return Calibration.fit(model, task, method="contextual", position=position).apply
+
+
+def for_prompt(method: str, model, task, train: Examples, prompt, position: str = "auto") -> Calibration:
+    """The calibration that goes with a tuned prompt, for dev and test: champion on the training
+    samples under that prompt; contextual on the content-free inputs under the manual prompt
+    (as in the objective)."""
+    if method == "contextual":
+        return Calibration.fit(model, task, method="contextual", position=position)
+    return Calibration.fit(model, task, train, "champion", prompt=prompt, position=position)

@@ -56,6 +56,14 @@ class Result:
             deep[layer] = row
         return deep
 
+    @property
+    def calibration(self):
+        """The fitted calibration that goes with the prompt (None when the run used none)."""
+        from .calibration import Calibration
+
+        d = self.extra.get("calibration")
+        return None if d is None else Calibration.from_dict(d)
+
     def summary(self) -> str:
         dev = "-" if self.dev_metric is None else f"{self.dev_metric:.3f}"
         test = "-" if self.test_metric is None else f"{self.test_metric:.3f}"

@@ -1,4 +1,6 @@
 """Calibration formulas on hand-computed logits, and on tiny models."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +72,45 @@ def test_fit_on_tiny_models_and_round_trip(toy):
         assert Calibration.from_dict(cal.to_dict()) == cal
         free = content_free_examples(lm, bk.get_task("sst2"))
         assert len(free) == (3 if arch == "roberta" else 2)  # "N/A", "" and the mask token, where there is one
+
+
+@pytest.fixture(scope="module")
+def toy_split(toy):
+    dev = bk.Examples([bk.Example("fun and good", None, 1), bk.Example("awful", None, 0)], name="dev")
+    return bk.Split("sst2", 0, toy, dev, toy)
+
+
+def positive_logit_roberta():
+    """A tiny RoBERTa whose label-word logits are all positive, as a real model's are."""
+    lm = bk.tiny_model("roberta")
+    with torch.no_grad():
+        lm.model.lm_head.bias += 10.0
+    return lm
+
+
+@pytest.mark.parametrize("method", ["champion", "contextual"])
+@pytest.mark.parametrize("runner", ["bbt", "bbtv2"])
+def test_calibrated_runs_save_load_and_reevaluate_identically(method, runner, toy_split, tmp_path):
+    lm = positive_logit_roberta() if method == "champion" else bk.tiny_model("llama")
+    small = dict(n_prompt_tokens=2, intrinsic_dim=8, popsize=4, budget=17, eval_every=8, calibration=method)
+    if runner == "bbt":
+        res = bk.run_bbt(lm, "sst2", toy_split, dataclasses.replace(bk.BBTConfig.cpu_quick(seed=1), **small), display=False)
+    else:
+        res = bk.run_bbtv2(lm, "sst2", toy_split, dataclasses.replace(bk.BBTv2Config.cpu_quick(seed=1), **small),
+                           display=False)
+    loaded = bk.load_result(res.save(tmp_path / "run"))
+    assert loaded.calibration == res.calibration and loaded.calibration.method == method
+    again = bk.evaluate(lm, "sst2", toy_split.test, loaded.prompt, position=loaded.position,
+                        calibration=loaded.calibration)
+    assert again == res.test_metric
+
+
+def test_champion_calibration_on_a_model_with_negative_logits_fails_before_tuning(toy_split):
+    cfg = dataclasses.replace(bk.BBTConfig.cpu_quick(), popsize=4, budget=8, intrinsic_dim=4, calibration="champion")
+    lm = bk.tiny_model("roberta")
+    with torch.no_grad():
+        lm.model.lm_head.bias -= 10.0
+    with pytest.raises(ValueError, match="contextual"):
+        bk.run_bbt(lm, "sst2", toy_split, cfg, display=False)
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        dataclasses.replace(cfg, calibration="platt")
