@@ -103,6 +103,70 @@ def layer_scales(model, task, examples, n_prompt: int, position: str) -> np.ndar
     return np.array(scales)
 
 
+class LayerSearch:
+    """The state of BBTv2's divide and conquer: one z_l, A_l and CMA-ES per tuned layer, and the
+    incumbent deep prompt (every layer's kept prompt) with its training loss.
+
+    ``generation(i, score)`` runs one ask/tell for the i-th tuned layer; ``score(out)`` turns an
+    API output into (losses, train metrics) per candidate. BBTv2 and AJO both drive it, with
+    different scores.
+    """
+
+    def __init__(self, model, cfg: BBTv2Config, layers: list[int], scales: np.ndarray, train: BlackBoxLM):
+        self.model, self.cfg, self.layers, self.train = model, cfg, layers, train
+        n, H = cfg.n_prompt_tokens, model.hidden_size
+        self.projs = [make_projection(cfg, model, n * H, float(scales[l]), cfg.seed + l) for l in layers]
+        self.strategies = [cma.CMAEvolutionStrategy(np.zeros(cfg.intrinsic_dim), cfg.sigma,
+                                                    cma_options(cfg.popsize, cfg.seed + l, cfg.bound)) for l in layers]
+        self.Z = np.zeros((len(layers), cfg.intrinsic_dim))      # the kept z of each tuned layer
+        self.deep = torch.zeros(model.num_layers, n, H)          # the incumbent deep prompt they make
+        self.incumbent = float("inf")                            # its training loss
+        self.stopped: dict[int, dict] = {}
+        self.return_hidden = False                               # AJO's score reads the answer hidden states
+
+    def generation(self, i: int, score) -> dict:
+        """One CMA-ES generation for layer ``layers[i]``; the layer's prompt is kept if it improves."""
+        cfg, l, es = self.cfg, self.layers[i], self.strategies[i]
+        n, H = cfg.n_prompt_tokens, self.model.hidden_size
+        if cfg.cache == "layers":
+            self.train.cache_below(l, self.deep)
+        X = np.asarray(es.ask())                                    # (pop, d)
+        cand = self.deep.expand(len(X), -1, -1, -1).clone()         # (pop, L, n, H)
+        cand[:, l] = self.projs[i](X).view(len(X), n, H)
+        losses, metrics = score(self.train(cand, return_hidden=self.return_hidden))
+        es.tell(list(X), losses.tolist())
+        b = int(np.argmin(losses))
+        if losses[b] < self.incumbent:  # keep the layer's new prompt only if the whole prompt improves
+            self.incumbent, self.Z[i], self.deep[l] = float(losses[b]), X[b], cand[b, l]
+        if es.stop():
+            self.stopped[i] = dict(es.stop())
+        return {"layer": l, "best_loss": float(losses[b]), "mean_loss": float(losses.mean()),
+                "incumbent_loss": self.incumbent, "train_metric": float(metrics[b]), "sigma": float(es.sigma)}
+
+    def stop_reasons(self, rounds: int) -> dict:
+        stop = {"budget": f"{self.train.calls} of {self.cfg.budget} calls used", "rounds": rounds}
+        stop.update({f"layer {self.layers[i]}": s for i, s in self.stopped.items()})
+        return stop
+
+
+def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2"):
+    """What BBTv2 and AJO share: layers, the train and dev APIs, the layer scales and the search."""
+    task = get_task(task)
+    set_seed(cfg.seed)
+    L = model.num_layers
+    layers = list(range(L)) if cfg.layers is None else list(cfg.layers)
+    if layers[-1] >= L:
+        raise ValueError(f"{type(cfg).__name__}.layers: {model.name} has layers 0..{L - 1}, not {layers[-1]}.")
+    if cfg.budget < 1 + cfg.popsize:
+        raise ValueError(f"{name} needs a budget of at least popsize + 1 = {cfg.popsize + 1} calls "
+                         "(one call evaluates the starting prompt).")
+    train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position,
+                       use_cache=cfg.cache != "none")
+    dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
+    scales = layer_scales(model, task, split.train, cfg.n_prompt_tokens, train.position)
+    return task, train, dev_api, scales, LayerSearch(model, cfg, layers, scales, train)
+
+
 def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bool = True, callback=None,
               evaluate_test: bool = True) -> Result:
     """Tune a deep prompt with BBTv2 on split.train, select on split.dev, report split.test.
@@ -114,89 +178,58 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
     cfg = cfg or BBTv2Config.cpu_quick()
     if not isinstance(cfg, BBTv2Config):
         raise TypeError("run_bbtv2 needs a BBTv2Config (e.g. bk.BBTv2Config.cpu_quick()); for BBT use run_bbt.")
-    task = get_task(task)
-    set_seed(cfg.seed)
     t0 = time.perf_counter()
-    n, H, L = cfg.n_prompt_tokens, model.hidden_size, model.num_layers
-    layers = list(range(L)) if cfg.layers is None else list(cfg.layers)
-    if layers[-1] >= L:
-        raise ValueError(f"BBTv2Config.layers: {model.name} has layers 0..{L - 1}, not {layers[-1]}.")
-    if cfg.budget < 1 + cfg.popsize:
-        raise ValueError(f"BBTv2 needs a budget of at least popsize + 1 = {cfg.popsize + 1} calls "
-                         "(one call evaluates the starting prompt).")
-    train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position,
-                       use_cache=cfg.cache != "none")
-    dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
-    scales = layer_scales(model, task, split.train, n, train.position)
-    projs = [make_projection(cfg, model, n * H, float(scales[l]), cfg.seed + l) for l in layers]
-    strategies = [cma.CMAEvolutionStrategy(np.zeros(cfg.intrinsic_dim), cfg.sigma,
-                                           cma_options(cfg.popsize, cfg.seed + l, cfg.bound)) for l in layers]
-
-    Z = np.zeros((len(layers), cfg.intrinsic_dim))  # the kept z of each tuned layer
-    deep = torch.zeros(L, n, H)                     # the incumbent deep prompt they make
-
+    task, train, dev_api, scales, search = setup(model, task, split, cfg)
     calibrate = calib.for_objective(cfg.calibration, model, task, split.train, train.position)
 
+    def score(out):
+        return candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
+
     def dev() -> float:
-        logits = dev_api(deep[None]).logits[0]
+        logits = dev_api(search.deep[None]).logits[0]
         if cfg.calibration:
-            logits = calib.for_prompt(cfg.calibration, model, task, split.train, deep, train.position).apply(logits)
+            logits = calib.for_prompt(cfg.calibration, model, task, split.train, search.deep,
+                                      train.position).apply(logits)
         return task.score(logits.argmax(-1).numpy(), dev_api.labels.numpy())
 
-    out = train(deep[None])  # one call: the starting point, z = 0 everywhere (the manual prompt)
-    losses, metrics = candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
-    incumbent = float(losses[0])
-    best_dev, best_Z = dev(), Z.copy()
-    history = [{"calls": train.calls, "round": 0, "layer": None, "best_loss": incumbent, "mean_loss": incumbent,
-                "incumbent_loss": incumbent, "train_metric": float(metrics[0]), "sigma": cfg.sigma,
-                "dev_metric": best_dev, "seconds": time.perf_counter() - t0}]
+    losses, metrics = score(train(search.deep[None]))  # one call: the start, z = 0 everywhere (the manual prompt)
+    search.incumbent = float(losses[0])
+    best_dev, best_Z = dev(), search.Z.copy()
+    history = [{"calls": train.calls, "round": 0, "layer": None, "best_loss": search.incumbent,
+                "mean_loss": search.incumbent, "incumbent_loss": search.incumbent,
+                "train_metric": float(metrics[0]), "sigma": cfg.sigma, "dev_metric": best_dev,
+                "seconds": time.perf_counter() - t0}]
     bar = _progress(cfg.budget, f"BBTv2 {task.name}") if display else None
-    next_dev, rnd, stopped = cfg.eval_every, 0, {}
-    while train.calls + cfg.popsize <= cfg.budget and len(stopped) < len(layers):
+    next_dev, rnd = cfg.eval_every, 0
+    while train.calls + cfg.popsize <= cfg.budget and len(search.stopped) < len(search.layers):
         rnd += 1
-        for i, l in enumerate(layers):  # one generation per layer, bottom to top
+        for i in range(len(search.layers)):  # one generation per layer, bottom to top
             if train.calls + cfg.popsize > cfg.budget:
                 break
-            if i in stopped:
+            if i in search.stopped:
                 continue
             g0 = time.perf_counter()
-            es = strategies[i]
-            if cfg.cache == "layers":
-                train.cache_below(l, deep)
-            X = np.asarray(es.ask())                                   # (pop, d)
-            cand = deep.expand(len(X), -1, -1, -1).clone()             # (pop, L, n, H)
-            cand[:, l] = projs[i](X).view(len(X), n, H)
-            out = train(cand)
-            losses, metrics = candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
-            es.tell(list(X), losses.tolist())
-            b = int(np.argmin(losses))
-            if losses[b] < incumbent:  # keep the layer's new prompt only if the whole prompt improves
-                incumbent, Z[i], deep[l] = float(losses[b]), X[b], cand[b, l]
-            row = {"calls": train.calls, "round": rnd, "layer": l, "best_loss": float(losses[b]),
-                   "mean_loss": float(losses.mean()), "incumbent_loss": incumbent,
-                   "train_metric": float(metrics[b]), "sigma": float(es.sigma), "dev_metric": None}
+            row = {"calls": 0, "round": rnd, **search.generation(i, score), "dev_metric": None}
+            row["calls"] = train.calls
             if train.calls >= next_dev:
                 next_dev = (train.calls // cfg.eval_every + 1) * cfg.eval_every
                 row["dev_metric"] = dev()
                 if row["dev_metric"] > best_dev:  # strictly better than everything before, z = 0 included
-                    best_dev, best_Z = row["dev_metric"], Z.copy()
+                    best_dev, best_Z = row["dev_metric"], search.Z.copy()
             row["seconds"] = time.perf_counter() - g0
             history.append(row)
-            if es.stop():
-                stopped[i] = dict(es.stop())
             if bar is not None:
-                bar.update(len(X))
-                bar.set_postfix(layer=l, loss=f"{incumbent:.3f}", dev=f"{best_dev:.3f}")
+                bar.update(cfg.popsize)
+                bar.set_postfix(layer=row["layer"], loss=f"{search.incumbent:.3f}", dev=f"{best_dev:.3f}")
             if callback is not None:
                 callback(history)
     if bar is not None:
         bar.close()
-    stop = {"budget": f"{train.calls} of {cfg.budget} calls used", "rounds": rnd}
-    stop.update({f"layer {layers[i]}": s for i, s in stopped.items()})
-    res = Result("bbtv2", task.name, model.name, asdict(cfg), best_Z, projs, n, H, layers, L, train.position,
-                 history, best_dev, None, train.calls, 0.0, stop,
+    res = Result("bbtv2", task.name, model.name, asdict(cfg), best_Z, search.projs, cfg.n_prompt_tokens,
+                 model.hidden_size, search.layers, model.num_layers, train.position, history, best_dev, None,
+                 train.calls, 0.0, search.stop_reasons(rnd),
                  {"seconds_per_call": train.seconds_per_call, "cache_seconds": train.cache_seconds,
-                  "layer_scales": scales.tolist(), "train_loss": incumbent})
+                  "layer_scales": scales.tolist(), "train_loss": search.incumbent})
     finish(res, model, task, split, cfg, evaluate_test)
     res.seconds = time.perf_counter() - t0
     return res
