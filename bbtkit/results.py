@@ -1,14 +1,15 @@
 """Tuning results that save and load: no computed prompt is lost.
 
 A result folder holds ``result.json`` (method, task, model, config, projection specs, history,
-metrics) and ``z.npz`` (the tuned search vectors). Projections are stored as their seeds and
+metrics), ``z.npz`` (the tuned search vectors) and, for AJO and Feature-MLP,
+``classifier.safetensors`` (the local classifier f's weights; its shape is in ``extra["head"]``). Projections are stored as their seeds and
 sizes and rebuilt on load, so a result is small, and re-evaluating the loaded prompt gives the
 same test metric.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +45,14 @@ class Result:
     seconds: float = 0.0
     stop: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    classifier: torch.nn.Module | None = None  # AJO's local classifier f (None for BBT and BBTv2)
 
     @property
     def prompt(self) -> torch.Tensor:
-        """The tuned prompt: (tokens, hidden) for BBT; (num_layers, tokens, hidden) for deep prompts."""
+        """The tuned prompt: (tokens, hidden) for BBT; (num_layers, tokens, hidden) for deep prompts;
+        None when no prompt was tuned (Feature-MLP: the manual template)."""
+        if not self.layers:
+            return None
         rows = [proj(z).view(self.n_tokens, self.hidden) for proj, z in zip(self.projections, self.z)]
         if self.layers == [0] and self.method == "bbt":
             return rows[0]
@@ -73,10 +78,17 @@ class Result:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {k: v for k, v in asdict(self).items() if k not in ("z", "projections")}
+        meta = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("z", "projections", "classifier")}
         meta["projections"] = [asdict(p) for p in self.projections]
         (path / "result.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
         np.savez(path / "z.npz", z=np.asarray(self.z, dtype=np.float64))
+        head = path / "classifier.safetensors"
+        if self.classifier is not None:
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, head)
+        elif head.exists():
+            head.unlink()  # a result saved over an AJO one must not inherit its classifier
         return path
 
 
@@ -89,7 +101,24 @@ def load_result(path: str | Path) -> Result:
     meta["projections"] = [Projection(**p) for p in meta["projections"]]
     with np.load(path / "z.npz") as f:
         z = f["z"]
-    return Result(z=z, **meta)
+    classifier = None
+    if (path / "classifier.safetensors").exists():
+        from safetensors.torch import load_file
+        from .ajo import make_head
+        spec = meta["extra"]["head"]
+        classifier = make_head(spec["kind"], spec["hidden"], spec["classes"], spec["width"])
+        classifier.load_state_dict(load_file(path / "classifier.safetensors"))
+        classifier.eval()
+    return Result(z=z, classifier=classifier, **meta)
+
+
+def calls_to_reach(history: list[dict], target: float, key: str = "dev_metric") -> int | None:
+    """API calls after which ``key`` first reached ``target`` (None if it never did): the report's
+    "calls to reach a dev target", whose ratio between two methods is their speed-up."""
+    for row in history:
+        if row.get(key) is not None and row[key] >= target:
+            return int(row["calls"])
+    return None
 
 
 def _jsonable(x):

@@ -1,0 +1,325 @@
+"""Alternating Joint Optimization (AJO), the 1st Gradient-Free Tuning Competition's winner
+(National Science Review 10(6) nwad124, 2023), and its feature-only baseline.
+
+The black-box API returns, with the label-word logits q, the hidden state h at the answer
+position. AJO trains a small local classifier f on h by gradient descent (f is ours; the language
+model is never differentiated, and its weights are never read) and predicts with the mixture
+
+    p(y | x) = mix * softmax(W q) + (1 - mix) * softmax(f(h)),     mix = 0.5,
+
+where W q is the champion's calibration (``bbtkit.calibration``). Training alternates:
+
+1. one API call returns q and h for the incumbent deep prompt; f takes ``epochs`` passes of Adam
+   (lr 3e-4) over the training set on the joint loss -log p(y | x), with q fixed;
+2. BBTv2's per-layer CMA-ES (``bbtv2.LayerSearch``) tunes the prompts for ``phase_generations``
+   layer generations on the same joint loss, with f fixed;
+
+and again, until the API budget is spent. The two parts help each other through h: the prompts
+move h to where f separates the classes, and f covers what the calibrated label words miss.
+
+The feature-only baseline (the BBT paper's "Feature-MLP", ``run_feature_mlp``) is f alone on the
+manual prompt's h: one API call, then gradient descent, no prompt tuning.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import calibration as calib
+from .api import BlackBoxLM, label_logits
+from .bbt import candidate_losses
+from .bbtv2 import BBTv2Config, setup
+from .cmaes import _progress
+from .results import Result
+from .runtime import set_seed
+from .tasks import get_task
+
+HEADS = ("linear", "mlp")
+# The report's API budgets per task; tasks it did not run get the largest.
+PAPER_BUDGETS = {"sst2": 3000, "dbpedia": 3000, "qqp": 8000, "qnli": 8000, "snli": 8000}
+
+
+@dataclass(frozen=True)
+class AJOConfig(BBTv2Config):
+    """Hyperparameters of one AJO run: BBTv2's fields (per-layer CMA-ES), plus the classifier's.
+
+    The prompt search is BBTv2's; ``budget`` counts every API call, the classifier's included.
+    """
+
+    calibration: str | None = "champion"  # W q in the mixture: "champion", "contextual" or None
+    mix: float = 0.5                # weight of the calibrated LM prediction in the mixture (the report: 0.5)
+    head: str = "mlp"               # the local classifier f: "linear" or "mlp" (one hidden layer)
+    head_width: int = 128           # the MLP's hidden units
+    lr: float = 3e-4                # Adam's learning rate for f (the report: 3e-4)
+    epochs: int = 3                 # passes over the training set per classifier phase (the report: 3)
+    batch_size: int = 8             # examples per gradient step of f
+    phase_generations: int | None = None  # CMA-ES layer generations between classifier phases;
+                                          # None = one round over all tuned layers
+    feature_epochs: int = 100       # run_feature_mlp: epochs of f alone (best dev epoch kept)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checks = [
+            (0.0 <= self.mix <= 1.0, "mix must lie in [0, 1] (1 = the calibrated LM alone, 0 = f alone)"),
+            (self.head in HEADS, f"head must be one of {HEADS}, not {self.head!r}"),
+            (self.head_width >= 1, "head_width must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.epochs >= 1 and self.feature_epochs >= 1, "epochs and feature_epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.phase_generations is None or self.phase_generations >= 1,
+             "phase_generations must be at least 1, or None for one round over the layers"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"AJOConfig: {message}.")
+
+    @classmethod
+    def paper(cls, task: str = "sst2", seed: int = 42) -> "AJOConfig":
+        """The report's setting on BBTv2's paper preset: budgets 3000 (SST-2, DBPedia) or 8000
+        (QQP, QNLI, SNLI), mix 0.5, lr 3e-4, 3 epochs. For a GPU with RoBERTa-large."""
+        base = asdict(BBTv2Config.paper(seed))
+        base["budget"] = PAPER_BUDGETS.get(get_task(task).name, 8000)
+        return cls(**base)
+
+    @classmethod
+    def cpu_quick(cls, seed: int = 42) -> "AJOConfig":
+        """BBTv2's cpu_quick (400 calls) with a classifier phase every 10 layer generations."""
+        return cls(**{**asdict(BBTv2Config.cpu_quick(seed)), "calibration": "champion", "phase_generations": 10})
+
+
+# --- the local classifier f ------------------------------------------------------------------------
+def make_head(kind: str, hidden: int, classes: int, width: int = 128, seed: int = 0) -> nn.Module:
+    """f: a normalised hidden state (hidden,) -> class logits (classes,). Seeded initialisation."""
+    if kind not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, not {kind!r}.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        norm = nn.LayerNorm(hidden, elementwise_affine=False)  # h's scale differs a lot between models
+        if kind == "linear":
+            return nn.Sequential(norm, nn.Linear(hidden, classes))
+        return nn.Sequential(norm, nn.Linear(hidden, width), nn.ReLU(), nn.Linear(width, classes))
+
+
+def head_spec(cfg: AJOConfig, hidden: int, classes: int) -> dict:
+    """What rebuilds f on load (its weights are saved beside the result)."""
+    return {"kind": cfg.head, "hidden": hidden, "classes": classes, "width": cfg.head_width, "mix": cfg.mix}
+
+
+def mixture(lm_probs: torch.Tensor, head_logits: torch.Tensor, mix: float) -> torch.Tensor:
+    """mix * softmax(W q) + (1 - mix) * softmax(f(h)): probabilities (..., classes)."""
+    return mix * lm_probs + (1.0 - mix) * torch.softmax(head_logits, -1)
+
+
+@torch.no_grad()
+def joint_log_probs(lm_logits: torch.Tensor, hidden: torch.Tensor, head: nn.Module, mix: float) -> torch.Tensor:
+    """log p(y | x) of the mixture; lm_logits are calibrated (..., classes), hidden (..., H)."""
+    head.eval()
+    return mixture(torch.softmax(lm_logits.float(), -1), head(hidden.float()), mix).clamp_min(1e-12).log()
+
+
+def train_head(head: nn.Module, opt: torch.optim.Optimizer, hidden: torch.Tensor, lm_probs: torch.Tensor,
+               labels: torch.Tensor, mix: float, epochs: int, batch_size: int, gen: torch.Generator) -> float:
+    """Gradient descent on f alone: the joint loss -log p(y | x), the LM's probabilities fixed.
+
+    hidden (n, H) and lm_probs (n, classes) are plain tensors from the API: no gradient can reach
+    the language model. Returns the mean loss of the last epoch.
+    """
+    hidden, lm_probs, labels = hidden.float().detach(), lm_probs.float().detach(), labels.long()
+    head.train()
+    for _ in range(epochs):
+        order, total = torch.randperm(len(labels), generator=gen), 0.0
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            p = mixture(lm_probs[idx], head(hidden[idx]), mix)
+            loss = -p.gather(1, labels[idx, None]).clamp_min(1e-12).log().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+    head.eval()
+    return total / len(labels)
+
+
+# --- predictions of a result --------------------------------------------------------------------
+@torch.no_grad()
+def predict_parts(model, task, examples, res: Result) -> dict[str, torch.Tensor]:
+    """Probabilities (n, classes) of an AJO or Feature-MLP result on examples: ``"joint"`` (the
+    mixture), ``"lm"`` (the calibrated label words) and ``"classifier"`` (f alone)."""
+    task = get_task(task)
+    if res.classifier is None:
+        raise ValueError(f"This {res.method} result has no classifier; predict_parts is for AJO and Feature-MLP.")
+    logits, hidden = label_logits(model, task, examples, res.prompt, position=res.position, return_hidden=True)
+    cal = res.calibration
+    lm = torch.softmax(cal.apply(logits) if cal is not None else logits, -1)
+    res.classifier.eval()
+    f = torch.softmax(res.classifier(hidden.float()), -1)
+    mix = res.extra["head"]["mix"]
+    return {"joint": mix * lm + (1 - mix) * f, "lm": lm, "classifier": f}
+
+
+def evaluate_parts(model, task, examples, res: Result) -> dict[str, float]:
+    """The task's metric of the joint prediction and of each part on examples."""
+    task = get_task(task)
+    labels = [ex.label for ex in examples]
+    return {k: task.score(p.argmax(-1).numpy(), labels) for k, p in predict_parts(model, task, examples, res).items()}
+
+
+# --- AJO --------------------------------------------------------------------------------------------
+def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool = True, callback=None,
+            evaluate_test: bool = True) -> Result:
+    """Alternate the classifier f (gradient descent) and BBTv2's per-layer CMA-ES on the joint loss.
+
+    Returns a :class:`Result` like ``run_bbtv2``'s, plus ``res.classifier`` (f, saved with the
+    result) and ``res.extra["test_parts"]``: the test metric of the mixture, of the calibrated LM
+    alone and of f alone. History rows with ``phase == "classifier"`` are f's updates.
+    """
+    cfg = cfg or AJOConfig.cpu_quick()
+    if not isinstance(cfg, AJOConfig):
+        raise TypeError("run_ajo needs an AJOConfig (e.g. bk.AJOConfig.cpu_quick()).")
+    t0 = time.perf_counter()
+    task, train, dev_api, scales, search = setup(model, task, split, cfg, name="AJO")
+    if cfg.budget < 2 + cfg.popsize:
+        raise ValueError(f"AJO needs a budget of at least popsize + 2 = {cfg.popsize + 2} calls (one classifier "
+                         "phase and one CMA-ES generation).")
+    search.return_hidden = True
+    calibrate = calib.for_objective(cfg.calibration, model, task, split.train, train.position)
+    head = make_head(cfg.head, model.hidden_size, task.num_classes, cfg.head_width, cfg.seed)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    per_phase = cfg.phase_generations or len(search.layers)
+
+    def score(out):
+        return candidate_losses(joint_log_probs(calibrate(out.logits), out.hidden, head, cfg.mix),
+                                out.labels, cfg.loss, task)
+
+    def dev() -> float:
+        out = dev_api(search.deep[None], return_hidden=True)
+        logits = out.logits[0]
+        if cfg.calibration:
+            logits = calib.for_prompt(cfg.calibration, model, task, split.train, search.deep,
+                                      train.position).apply(logits)
+        logp = joint_log_probs(logits, out.hidden[0], head, cfg.mix)
+        return task.score(logp.argmax(-1).numpy(), dev_api.labels.numpy())
+
+    history, best = [], {"dev": -np.inf}
+    bar = _progress(cfg.budget, f"AJO {task.name}") if display else None
+    next_dev, rnd, cursor, phase = cfg.eval_every, 0, 0, 0
+
+    def record(row: dict, g0: float, force_dev: bool = False) -> None:
+        nonlocal next_dev
+        if force_dev or train.calls >= next_dev:
+            next_dev = (train.calls // cfg.eval_every + 1) * cfg.eval_every
+            row["dev_metric"] = dev()
+            if row["dev_metric"] > best["dev"]:  # strictly better: the prompt and f that go together
+                best.update(dev=row["dev_metric"], Z=search.Z.copy(), head=copy.deepcopy(head.state_dict()))
+        row["seconds"] = time.perf_counter() - g0
+        history.append(row)
+        if callback is not None:
+            callback(history)
+
+    while train.calls + 1 + cfg.popsize <= cfg.budget and len(search.stopped) < len(search.layers):
+        # 1. the classifier: one call for the incumbent's q and h, then gradient descent on f
+        g0, phase = time.perf_counter(), phase + 1
+        out = train(search.deep[None], return_hidden=True)
+        lm_probs = torch.softmax(calibrate(out.logits)[0], -1)
+        head_loss = train_head(head, opt, out.hidden[0], lm_probs, out.labels, cfg.mix, cfg.epochs,
+                               cfg.batch_size, gen)
+        losses, metrics = score(out)  # the incumbent under the new f
+        search.incumbent = float(losses[0])
+        record({"calls": train.calls, "round": rnd, "layer": None, "phase": "classifier", "head_loss": head_loss,
+                "best_loss": search.incumbent, "mean_loss": search.incumbent, "incumbent_loss": search.incumbent,
+                "train_metric": float(metrics[0]), "sigma": None, "dev_metric": None}, g0, force_dev=phase == 1)
+        if bar is not None:
+            bar.update(1)
+        # 2. the prompts: BBTv2's divide and conquer, f fixed
+        done = 0
+        while done < per_phase and train.calls + cfg.popsize <= cfg.budget \
+                and len(search.stopped) < len(search.layers):
+            i, cursor = cursor, (cursor + 1) % len(search.layers)
+            if i == 0:
+                rnd += 1
+            if i in search.stopped:
+                continue
+            g0 = time.perf_counter()
+            row = {"calls": 0, "round": rnd, **search.generation(i, score), "phase": "prompts", "dev_metric": None}
+            row["calls"] = train.calls
+            done += 1
+            record(row, g0)
+            if bar is not None:
+                bar.update(cfg.popsize)
+                bar.set_postfix(layer=row["layer"], loss=f"{search.incumbent:.3f}", dev=f"{best['dev']:.3f}")
+    if bar is not None:
+        bar.close()
+    head.load_state_dict(best["head"])
+    res = Result("ajo", task.name, model.name, asdict(cfg), best["Z"], search.projs, cfg.n_prompt_tokens,
+                 model.hidden_size, search.layers, model.num_layers, train.position, history, best["dev"], None,
+                 train.calls, 0.0, {**search.stop_reasons(rnd), "classifier phases": phase},
+                 {"seconds_per_call": train.seconds_per_call, "cache_seconds": train.cache_seconds,
+                  "layer_scales": scales.tolist(), "train_loss": search.incumbent,
+                  "head": head_spec(cfg, model.hidden_size, task.num_classes)}, classifier=head)
+    _finish(res, model, task, split, cfg, evaluate_test)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _finish(res: Result, model, task, split, cfg: AJOConfig, evaluate_test: bool) -> None:
+    """Fit the calibration under the selected prompt, then score the test set: joint and parts."""
+    if cfg.calibration:
+        res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
+                                                    res.position).to_dict()
+    if evaluate_test:
+        parts = evaluate_parts(model, task, split.test, res)
+        res.test_metric, res.extra["test_parts"] = parts["joint"], parts
+
+
+# --- the feature-only baseline -----------------------------------------------------------------------
+def run_feature_mlp(model, task, split, cfg: AJOConfig | None = None, *, display: bool = True,
+                    evaluate_test: bool = True) -> Result:
+    """The BBT paper's Feature-MLP: f alone on the manual prompt's answer hidden states.
+
+    One API call returns the training set's h; f is trained by gradient descent for
+    ``cfg.feature_epochs`` epochs and the epoch with the best dev metric is kept. No prompt is
+    tuned, so the result's prompt is zero (the manual template) and its mixture weight is 0.
+    """
+    cfg = cfg or AJOConfig.cpu_quick()
+    task = get_task(task)
+    t0 = time.perf_counter()
+    set_seed(cfg.seed)
+    train = BlackBoxLM(model, task, split.train, budget=1, position=cfg.prompt_position)
+    out = train(return_hidden=True)
+    dev_logits, dev_hidden = label_logits(model, task, split.dev, position=train.position, return_hidden=True)
+    head = make_head(cfg.head, model.hidden_size, task.num_classes, cfg.head_width, cfg.seed)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    unused = torch.zeros(len(out.labels), task.num_classes)  # mix 0: the LM's probabilities do not enter
+    dev_labels = [ex.label for ex in split.dev]
+    history, best = [], {"dev": -np.inf}
+    bar = _progress(cfg.feature_epochs, f"Feature-MLP {task.name}") if display else None
+    for epoch in range(1, cfg.feature_epochs + 1):
+        loss = train_head(head, opt, out.hidden[0], unused, out.labels, 0.0, 1, cfg.batch_size, gen)
+        with torch.no_grad():
+            train_metric = task.score(head(out.hidden[0]).argmax(-1).numpy(), out.labels.numpy())
+            dev_metric = task.score(head(dev_hidden.float()).argmax(-1).numpy(), dev_labels)
+        history.append({"calls": 1, "epoch": epoch, "head_loss": loss, "train_metric": train_metric,
+                        "dev_metric": dev_metric})
+        if dev_metric > best["dev"]:
+            best.update(dev=dev_metric, head=copy.deepcopy(head.state_dict()))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    head.load_state_dict(best["head"])
+    spec = {**head_spec(cfg, model.hidden_size, task.num_classes), "mix": 0.0}
+    res = Result("feature_mlp", task.name, model.name, asdict(cfg), np.zeros((0, cfg.intrinsic_dim)), [],
+                 cfg.n_prompt_tokens, model.hidden_size, [], model.num_layers, train.position, history, best["dev"],
+                 None, train.calls, 0.0, {"epochs": cfg.feature_epochs}, {"head": spec}, classifier=head)
+    if evaluate_test:
+        parts = evaluate_parts(model, task, split.test, res)
+        res.test_metric, res.extra["test_parts"] = parts["joint"], parts
+    res.seconds = time.perf_counter() - t0
+    return res

@@ -1,0 +1,144 @@
+"""AJO and Feature-MLP on tiny random models: the joint prediction, f's training, runs, save/load."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import bbtkit as bk
+from bbtkit.ajo import evaluate_parts, make_head, mixture, train_head
+from bbtkit.data import Example, Examples, Split
+
+
+@pytest.fixture(scope="module")
+def toy_split(toy):
+    dev = Examples([Example("fun and good", None, 1), Example("awful", None, 0)], name="dev")
+    return Split("sst2", 0, toy, dev, toy)
+
+
+def positive_logit_roberta():
+    """A tiny RoBERTa whose label-word logits are all positive (champion calibration needs it)."""
+    lm = bk.tiny_model("roberta", layers=3)
+    with torch.no_grad():
+        lm.model.lm_head.bias += 10.0
+    return lm
+
+
+def tiny_cfg(**kw):
+    small = dict(n_prompt_tokens=2, intrinsic_dim=8, popsize=4, budget=40, eval_every=8, phase_generations=3,
+                 head_width=16, batch_size=2)
+    return dataclasses.replace(bk.AJOConfig.cpu_quick(seed=5), **{**small, **kw})
+
+
+def test_mixture_weights_the_two_predictions():
+    lm = torch.tensor([[0.9, 0.1]])
+    head_logits = torch.tensor([[0.0, float(np.log(3.0))]])  # softmax: (0.25, 0.75)
+    torch.testing.assert_close(mixture(lm, head_logits, 0.5), torch.tensor([[0.575, 0.425]]))
+    torch.testing.assert_close(mixture(lm, head_logits, 1.0), lm)
+    torch.testing.assert_close(mixture(lm, head_logits, 0.0), torch.tensor([[0.25, 0.75]]))
+
+
+def test_head_learns_separable_features_and_ignores_the_lm_part_at_mix_one():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 12, generator=gen)
+    y = (x[:, 0] > 0).long()
+    uniform = torch.full((64, 2), 0.5)
+    head = make_head("linear", 12, 2, seed=0)
+    before = (head(x).argmax(-1) == y).float().mean()
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    first = train_head(head, opt, x, uniform, y, 0.5, 1, 8, gen)
+    last = train_head(head, opt, x, uniform, y, 0.5, 30, 8, gen)
+    assert last < first and (head(x).argmax(-1) == y).float().mean() > max(0.9, before)
+    frozen = {k: v.clone() for k, v in head.state_dict().items()}
+    fresh = torch.optim.Adam(head.parameters(), lr=1e-2)  # (Adam's momentum would move f anyway)
+    train_head(head, fresh, x, uniform, y, 1.0, 3, 8, gen)  # mix 1: f does not enter the loss
+    for k, v in head.state_dict().items():
+        torch.testing.assert_close(v, frozen[k], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("arch,calibration", [("llama", "contextual"), ("roberta+", "champion"), ("gpt2", None)])
+def test_ajo_never_touches_the_language_model(arch, calibration, toy_split):
+    lm = positive_logit_roberta() if arch == "roberta+" else bk.tiny_model(arch, layers=3)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    res = bk.run_ajo(lm, "sst2", toy_split, tiny_cfg(calibration=calibration), display=False)
+    assert all(p.grad is None for p in lm.model.parameters())
+    for k, v in lm.model.state_dict().items():
+        torch.testing.assert_close(v, before[k], atol=0, rtol=0)
+    assert res.api_calls <= 40 and res.classifier is not None
+    phases = [h for h in res.history if h.get("phase") == "classifier"]
+    assert len(phases) == res.stop["classifier phases"] >= 2
+    assert set(res.extra["test_parts"]) == {"joint", "lm", "classifier"}
+
+
+def test_ajo_is_deterministic_with_a_seed(toy_split):
+    lm = bk.tiny_model("llama", layers=3)
+    runs = [bk.run_ajo(lm, "sst2", toy_split, tiny_cfg(calibration="contextual"), display=False) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].z, runs[1].z)
+    assert [h["incumbent_loss"] for h in runs[0].history] == [h["incumbent_loss"] for h in runs[1].history]
+    for (k, a), b in zip(runs[0].classifier.state_dict().items(), runs[1].classifier.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=k)
+
+
+def test_ajo_budget_and_loss_accounting(toy_split):
+    lm = bk.tiny_model("llama", layers=3)
+    cfg = tiny_cfg(calibration=None, budget=23)
+    res = bk.run_ajo(lm, "sst2", toy_split, cfg, display=False)
+    assert res.api_calls <= cfg.budget
+    calls = [h["calls"] for h in res.history]
+    assert calls == sorted(calls) and calls[-1] == res.api_calls
+    steps = np.diff([0] + calls)
+    assert set(steps) <= {1, cfg.popsize}  # one call per classifier phase, popsize per generation
+    prompts = [h for h in res.history if h.get("phase") == "prompts"]
+    assert all(b["incumbent_loss"] <= a["incumbent_loss"] + 1e-12 for a, b in zip(prompts, prompts[1:])
+               if b["round"] == a["round"] and a["calls"] + cfg.popsize == b["calls"])
+    with pytest.raises(ValueError, match="at least popsize \\+ 2"):
+        bk.run_ajo(lm, "sst2", toy_split, dataclasses.replace(cfg, budget=5), display=False)
+
+
+@pytest.mark.parametrize("arch", ["llama", "roberta+"])
+def test_ajo_saves_f_and_reevaluates_identically(arch, toy_split, tmp_path):
+    lm = positive_logit_roberta() if arch == "roberta+" else bk.tiny_model("llama", layers=3)
+    res = bk.run_ajo(lm, "sst2", toy_split, tiny_cfg(calibration="champion" if arch == "roberta+" else "contextual"),
+                     display=False)
+    loaded = bk.load_result(res.save(tmp_path / "ajo"))
+    assert (tmp_path / "ajo" / "classifier.safetensors").exists()
+    for (k, a), b in zip(res.classifier.state_dict().items(), loaded.classifier.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=k)
+    assert loaded.calibration == res.calibration
+    assert evaluate_parts(lm, "sst2", toy_split.test, loaded) == res.extra["test_parts"]
+    # a BBTv2 result saved over it does not inherit f
+    bbtv2 = bk.run_bbtv2(lm, "sst2", toy_split, dataclasses.replace(bk.BBTv2Config.cpu_quick(), n_prompt_tokens=2,
+                                                                     intrinsic_dim=4, popsize=4, budget=9),
+                         display=False, evaluate_test=False)
+    assert bk.load_result(bbtv2.save(tmp_path / "ajo")).classifier is None
+
+
+def test_feature_mlp_is_one_call_and_the_classifier_alone(toy_split, tmp_path):
+    lm = bk.tiny_model("llama", layers=3)
+    cfg = tiny_cfg(feature_epochs=20, lr=1e-2)
+    res = bk.run_feature_mlp(lm, "sst2", toy_split, cfg, display=False)
+    assert res.api_calls == 1 and res.prompt is None and len(res.history) == 20
+    parts = res.extra["test_parts"]
+    assert parts["joint"] == parts["classifier"]  # mix 0
+    assert res.dev_metric == max(h["dev_metric"] for h in res.history)
+    loaded = bk.load_result(res.save(tmp_path / "fmlp"))
+    assert evaluate_parts(lm, "sst2", toy_split.test, loaded) == parts
+
+
+def test_config_validation_and_presets():
+    for bad, match in [(dict(mix=1.5), "mix"), (dict(head="cnn"), "head"), (dict(lr=0.0), "lr"),
+                       (dict(phase_generations=0), "phase_generations"), (dict(epochs=0), "epochs")]:
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(bk.AJOConfig.cpu_quick(), **bad)
+    assert bk.AJOConfig.paper("sst2").budget == 3000 and bk.AJOConfig.paper("dbpedia").budget == 3000
+    assert {bk.AJOConfig.paper(t).budget for t in ("qqp", "qnli", "snli")} == {8000}
+    paper = bk.AJOConfig.paper("snli", seed=13)
+    assert (paper.mix, paper.lr, paper.epochs, paper.sigma, paper.alpha, paper.seed) == (0.5, 3e-4, 3, 0.2, 0.2, 13)
+    with pytest.raises(TypeError, match="AJOConfig"):
+        bk.run_ajo(None, "sst2", None, bk.BBTv2Config.cpu_quick())
+
+
+def test_calls_to_reach():
+    history = [{"calls": 1, "dev_metric": 0.5}, {"calls": 11, "dev_metric": None}, {"calls": 21, "dev_metric": 0.8}]
+    assert bk.calls_to_reach(history, 0.5) == 1 and bk.calls_to_reach(history, 0.7) == 21
+    assert bk.calls_to_reach(history, 0.9) is None
