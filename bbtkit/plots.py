@@ -138,3 +138,27 @@ def layer_curves(history: list[dict], title: str = "", axes=None):
     axes[1].set_ylabel("training loss removed")
     axes[1].set_title("Which layers' prompts lowered the loss", fontsize=10)
     return axes
+
+
+def prob_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_names=("negative", "positive"),
+                    title: str = "", bins: int = 20):
+    """One histogram per panel of P(class 1) for each example, split by gold label.
+
+    panels: {title: (probs (n,) of class 1, labels (n,))}; a fair classifier puts the two colours
+    on either side of 0.5, a biased one piles both on one side.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.8), sharey=True, squeeze=False)
+    edges = np.linspace(0, 1, bins + 1)
+    for ax, (name, (p, y)) in zip(axes[0], panels.items()):
+        p, y = np.asarray(p, dtype=float), np.asarray(y)
+        for c, color in ((0, "tab:red"), (1, "tab:green")):
+            ax.hist(p[y == c], edges, alpha=0.6, color=color, label=f"gold {class_names[c]}")
+        ax.axvline(0.5, ls="--", c="grey", lw=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(f"P({class_names[1]})")
+    axes[0][0].set_ylabel("test examples")
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return axes[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from .api import label_logits
@@ -176,3 +177,29 @@ def bbtv2_runner(model, task, split, base_cfg=None):
 
     button.on_click(run)
     display(W.VBox([W.HBox([layers, d]), W.HBox([sigma, budget, button]), out]))
+
+
+def mix_explorer(parts: dict, labels, task, mix: float = 0.5):
+    """Slide AJO's mixture weight over saved predictions: mix * p_LM + (1 - mix) * p_f.
+
+    parts: ``bk.ajo.predict_parts(...)`` on some examples ({"lm": (n, C), "classifier": (n, C)});
+    nothing is recomputed, so the slider answers at once.
+    """
+    import ipywidgets as W
+
+    task, labels = get_task(task), np.asarray(labels)
+    lm_p, f_p = np.asarray(parts["lm"]), np.asarray(parts["classifier"])
+
+    def draw(mix: float = mix):
+        p = mix * lm_p + (1 - mix) * f_p
+        score = task.score(p.argmax(-1), labels)
+        fig, ax = plt.subplots(figsize=(5, 2.6))
+        grid = np.linspace(0, 1, 21)
+        ax.plot(grid, [task.score((a * lm_p + (1 - a) * f_p).argmax(-1), labels) for a in grid], c="tab:blue")
+        ax.axvline(mix, c="tab:red", ls="--")
+        ax.set_xlabel("mix (0 = classifier f alone, 1 = calibrated LM alone)")
+        ax.set_ylabel(task.metric)
+        ax.set_title(f"mix = {mix:.2f}: {task.metric} {score:.1%}", fontsize=10)
+        plt.show()
+
+    return W.interact(draw, mix=W.FloatSlider(value=mix, min=0.0, max=1.0, step=0.05))
