@@ -142,9 +142,8 @@ def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool =
 
     def dev(z: np.ndarray) -> float:
         prompt = proj(z).view(1, n, H)
-        logits = dev_api(prompt).logits[0]
-        if cfg.calibration:
-            logits = calib.for_prompt(cfg.calibration, model, task, split.train, prompt[0], train.position).apply(logits)
+        logits = calib.apply_for_prompt(cfg.calibration, model, task, split.train, prompt[0],
+                                        dev_api(prompt).logits[0], train.position)
         return task.score(logits.argmax(-1).numpy(), dev_api.labels.numpy())
 
     trace = minimize(objective, cfg.intrinsic_dim, budget=cfg.budget, popsize=cfg.popsize, sigma0=cfg.sigma,

@@ -186,10 +186,8 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
         return candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
 
     def dev() -> float:
-        logits = dev_api(search.deep[None]).logits[0]
-        if cfg.calibration:
-            logits = calib.for_prompt(cfg.calibration, model, task, split.train, search.deep,
-                                      train.position).apply(logits)
+        logits = calib.apply_for_prompt(cfg.calibration, model, task, split.train, search.deep,
+                                        dev_api(search.deep[None]).logits[0], train.position)
         return task.score(logits.argmax(-1).numpy(), dev_api.labels.numpy())
 
     losses, metrics = score(train(search.deep[None]))  # one call: the start, z = 0 everywhere (the manual prompt)

@@ -143,3 +143,12 @@ def for_prompt(method: str, model, task, train: Examples, prompt, position: str 
     if method == "contextual":
         return Calibration.fit(model, task, method="contextual", position=position)
     return Calibration.fit(model, task, train, "champion", prompt=prompt, position=position)
+
+
+def apply_for_prompt(method: str | None, model, task, train: Examples, prompt, logits,
+                     position: str = "auto") -> torch.Tensor:
+    """logits (..., classes) calibrated with ``for_prompt``'s calibration (unchanged when method is
+    None): how BBT, BBTv2 and AJO score a prompt on the dev set."""
+    if method is None:
+        return logits
+    return for_prompt(method, model, task, train, prompt, position).apply(logits)
