@@ -145,6 +145,38 @@ def train_head(head: nn.Module, opt: torch.optim.Optimizer, hidden: torch.Tensor
     return total / len(labels)
 
 
+def fit_head(cfg: AJOConfig, task, hidden: torch.Tensor, labels, dev_hidden: torch.Tensor, dev_labels,
+             desc: str | None = None) -> tuple[nn.Module, list[dict], float]:
+    """f alone (mix 0) on fixed hidden states (n, H): ``cfg.feature_epochs`` epochs of Adam, keeping
+    the epoch whose dev metric is strictly the best so far. Returns (f, one row per epoch, best dev).
+
+    The Feature-MLP's training; notebook 06 also uses it on a tuned prompt's hidden states.
+    desc: a progress bar's label (None: no bar).
+    """
+    task = get_task(task)
+    labels = torch.as_tensor(labels).long()
+    head = make_head(cfg.head, hidden.shape[-1], task.num_classes, cfg.head_width, cfg.seed)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    unused = torch.zeros(len(labels), task.num_classes)  # mix 0: the LM's probabilities do not enter
+    rows, best = [], {"dev": -np.inf}
+    bar = _progress(cfg.feature_epochs, desc) if desc else None
+    for epoch in range(1, cfg.feature_epochs + 1):
+        loss = train_head(head, opt, hidden, unused, labels, 0.0, 1, cfg.batch_size, gen)
+        with torch.no_grad():
+            train_metric = task.score(head(hidden.float()).argmax(-1).numpy(), labels.numpy())
+            dev_metric = task.score(head(dev_hidden.float()).argmax(-1).numpy(), dev_labels)
+        rows.append({"epoch": epoch, "head_loss": loss, "train_metric": train_metric, "dev_metric": dev_metric})
+        if dev_metric > best["dev"]:
+            best.update(dev=dev_metric, head=copy.deepcopy(head.state_dict()))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    head.load_state_dict(best["head"])
+    return head, rows, best["dev"]
+
+
 # --- predictions of a result --------------------------------------------------------------------
 @torch.no_grad()
 def predict_parts(model, task, examples, res: Result) -> dict[str, torch.Tensor]:
@@ -199,10 +231,8 @@ def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool =
 
     def dev() -> float:
         out = dev_api(search.deep[None], return_hidden=True)
-        logits = out.logits[0]
-        if cfg.calibration:
-            logits = calib.for_prompt(cfg.calibration, model, task, split.train, search.deep,
-                                      train.position).apply(logits)
+        logits = calib.apply_for_prompt(cfg.calibration, model, task, split.train, search.deep, out.logits[0],
+                                        train.position)
         logp = joint_log_probs(logits, out.hidden[0], head, cfg.mix)
         return task.score(logp.argmax(-1).numpy(), dev_api.labels.numpy())
 
@@ -292,31 +322,13 @@ def run_feature_mlp(model, task, split, cfg: AJOConfig | None = None, *, display
     set_seed(cfg.seed)
     train = BlackBoxLM(model, task, split.train, budget=1, position=cfg.prompt_position)
     out = train(return_hidden=True)
-    dev_logits, dev_hidden = label_logits(model, task, split.dev, position=train.position, return_hidden=True)
-    head = make_head(cfg.head, model.hidden_size, task.num_classes, cfg.head_width, cfg.seed)
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    unused = torch.zeros(len(out.labels), task.num_classes)  # mix 0: the LM's probabilities do not enter
-    dev_labels = [ex.label for ex in split.dev]
-    history, best = [], {"dev": -np.inf}
-    bar = _progress(cfg.feature_epochs, f"Feature-MLP {task.name}") if display else None
-    for epoch in range(1, cfg.feature_epochs + 1):
-        loss = train_head(head, opt, out.hidden[0], unused, out.labels, 0.0, 1, cfg.batch_size, gen)
-        with torch.no_grad():
-            train_metric = task.score(head(out.hidden[0]).argmax(-1).numpy(), out.labels.numpy())
-            dev_metric = task.score(head(dev_hidden.float()).argmax(-1).numpy(), dev_labels)
-        history.append({"calls": 1, "epoch": epoch, "head_loss": loss, "train_metric": train_metric,
-                        "dev_metric": dev_metric})
-        if dev_metric > best["dev"]:
-            best.update(dev=dev_metric, head=copy.deepcopy(head.state_dict()))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    head.load_state_dict(best["head"])
+    _, dev_hidden = label_logits(model, task, split.dev, position=train.position, return_hidden=True)
+    head, rows, best_dev = fit_head(cfg, task, out.hidden[0], out.labels, dev_hidden, [ex.label for ex in split.dev],
+                                    desc=f"Feature-MLP {task.name}" if display else None)
+    history = [{"calls": train.calls, **row} for row in rows]
     spec = {**head_spec(cfg, model.hidden_size, task.num_classes), "mix": 0.0}
     res = Result("feature_mlp", task.name, model.name, asdict(cfg), np.zeros((0, cfg.intrinsic_dim)), [],
-                 cfg.n_prompt_tokens, model.hidden_size, [], model.num_layers, train.position, history, best["dev"],
+                 cfg.n_prompt_tokens, model.hidden_size, [], model.num_layers, train.position, history, best_dev,
                  None, train.calls, 0.0, {"epochs": cfg.feature_epochs}, {"head": spec}, classifier=head)
     if evaluate_test:
         parts = evaluate_parts(model, task, split.test, res)
