@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Iterator
 
 import torch
@@ -155,19 +156,21 @@ def run_layers(lm, embeds: torch.Tensor, mask: torch.Tensor, position_ids: torch
             kwargs["token_type_ids"] = torch.zeros_like(kwargs["position_ids"])
     else:
         if past is not None:
-            kwargs.update({_cache_arg(lm.base): past, "use_cache": True})
+            kwargs.update({_cache_arg(type(lm.base)): past, "use_cache": True})
         else:
             kwargs["use_cache"] = False
     out = lm.base(**kwargs)
     if past is None:
         return out.last_hidden_state, None
-    return out.last_hidden_state, getattr(out, _cache_arg(lm.base))
+    return out.last_hidden_state, getattr(out, _cache_arg(type(lm.base)))
 
 
-def _cache_arg(base) -> str:
+@lru_cache(maxsize=None)
+def _cache_arg(base_class) -> str:
     """The keyword under which this transformers version takes a KV cache.
 
     transformers 5.24 renamed `past_key_values` to `cache` (the old name warns until 5.40); both are
     supported so that the package works on either side of the rename without a warning.
+    Looked up once per model class: this runs on every forward.
     """
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(base_class.forward).parameters else "past_key_values"
