@@ -90,7 +90,8 @@ def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SC
         res = runner(model, t, split, cfg, display=display)
         res.method = method
     res.seconds = time.perf_counter() - t0
-    res.extra.update(test_size=len(split.test), scale=scale)
+    res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type,
+                     dtype=str(model.dtype).removeprefix("torch."))
     res.save(path)
     return res
 

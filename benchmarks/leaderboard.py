@@ -4,7 +4,7 @@ QNLI over seeds 13, 42, 100, with the report's budgets scaled for a CPU.
 Each run is cached under runs/leaderboard/<method>/<task>-<seed>/ and skipped when present, so the
 table can be filled over several sittings; it prints the table from whatever is cached.
 
-    python benchmarks/leaderboard.py [--methods ...] [--tasks ...] [--seeds ...] [--scale 0.1]
+    python benchmarks/leaderboard.py [--methods ...] [--tasks ...] [--seeds ...] [--scale 0.1] [--device cuda]
 """
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=lb.CPU_SCALE, help="fraction of the report's API budgets")
     ap.add_argument("--root", default=str(lb.ROOT))
     ap.add_argument("--recompute", action="store_true", help="run again even where a result is cached")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    ap.add_argument("--dtype", default="fp32", help="fp32 (default: the committed table's), bf16 or auto")
     args = ap.parse_args()
-    lm = bk.load_model()
+    lm = bk.load_model(device=args.device, dtype=args.dtype)
+    print(lm, flush=True)
     for task in args.tasks:
         for method in args.methods:
             for seed in args.seeds:
