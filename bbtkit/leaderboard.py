@@ -119,3 +119,20 @@ def calls_to_target(root: str | Path, method: str, task: str, target: float) -> 
     """Per cached seed: API calls after which the dev metric first reached target (None: never)."""
     return [calls_to_reach(load_result(p).history, target)
             for p in sorted((Path(root) / method).glob(f"{get_task(task).name}-*")) if (p / "result.json").exists()]
+
+
+def speedup(root: str | Path, method: str, baseline: str, task: str) -> list[tuple[int | None, int | None]]:
+    """The report's speed-up, per seed cached for both: the dev metric ``baseline`` ended with is the
+    target, and the pair is (calls baseline took to first reach it, calls method took; None: never).
+    Their ratio is how many times fewer calls ``method`` needed. Dev is measured every ``eval_every``
+    calls, so a count is exact to that step."""
+    name = get_task(task).name
+    pairs = []
+    for p in sorted((Path(root) / baseline).glob(f"{name}-*")):
+        q = Path(root) / method / p.name
+        if not (p / "result.json").exists() or not (q / "result.json").exists():
+            continue
+        base, other = load_result(p), load_result(q)
+        target = max(r["dev_metric"] for r in base.history if r.get("dev_metric") is not None)
+        pairs.append((calls_to_reach(base.history, target), calls_to_reach(other.history, target)))
+    return pairs

@@ -27,6 +27,10 @@ def test_entries_are_cached_and_tabled(tmp_path):
     assert set(table) == {"manual", "in_context", "bbtv2"} and set(table["bbtv2"]) == {"sst2"}
     stats = bk.load_leaderboard(tmp_path, stats=True)["manual"]["sst2"]
     assert stats["seeds"] == 2 and stats["calls"] == 0
+    # speed-up against itself: every seed reaches its own best dev after the same number of calls
+    pairs = lb.speedup(tmp_path, "bbtv2", "bbtv2", "sst2")
+    assert len(pairs) == 2 and all(a == b and a is not None for a, b in pairs)
+    assert lb.speedup(tmp_path, "ajo", "bbtv2", "sst2") == []  # no AJO runs cached: no pairs
     with pytest.raises(ValueError, match="leaderboard's methods"):
         lb.run_entry(lm, "lora", "sst2", 13, **kw)
 
