@@ -82,8 +82,8 @@ class AJOConfig(BBTv2Config):
     def paper(cls, task: str = "sst2", seed: int = 42) -> "AJOConfig":
         """The report's setting on BBTv2's paper preset: budgets 3000 (SST-2, DBPedia) or 8000
         (QQP, QNLI, SNLI), mix 0.5, lr 3e-4, 3 epochs. For a GPU with RoBERTa-large."""
-        base = asdict(BBTv2Config.paper(seed))
-        base["budget"] = PAPER_BUDGETS.get(get_task(task).name, 8000)
+        base = asdict(BBTv2Config.paper(seed))  # its calibration is None: AJO's mixture needs W q
+        base.update(budget=PAPER_BUDGETS.get(get_task(task).name, 8000), calibration="champion")
         return cls(**base)
 
     @classmethod

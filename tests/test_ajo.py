@@ -134,6 +134,8 @@ def test_config_validation_and_presets():
     assert {bk.AJOConfig.paper(t).budget for t in ("qqp", "qnli", "snli")} == {8000}
     paper = bk.AJOConfig.paper("snli", seed=13)
     assert (paper.mix, paper.lr, paper.epochs, paper.sigma, paper.alpha, paper.seed) == (0.5, 3e-4, 3, 0.2, 0.2, 13)
+    # both presets mix the champion-calibrated LM prediction, as the report does
+    assert paper.calibration == bk.AJOConfig.cpu_quick().calibration == "champion"
     with pytest.raises(TypeError, match="AJOConfig"):
         bk.run_ajo(None, "sst2", None, bk.BBTv2Config.cpu_quick())
 
