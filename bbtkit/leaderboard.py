@@ -96,15 +96,20 @@ def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SC
     return res
 
 
+def cached_runs(root: str | Path, method: str, task: str) -> dict[str, Result]:
+    """The cached runs of one leaderboard cell, keyed by their folder name ``<task>-<seed>``."""
+    folder = Path(root) / method
+    return {p.name: load_result(p) for p in sorted(folder.glob(f"{get_task(task).name}-*")) if (p / "result.json").exists()}
+
+
 def load_leaderboard(root: str | Path = ROOT, stats: bool = False) -> dict:
     """{method: {task: mean test metric}} over the seeds cached under root, method names as in
     ``METHODS`` (notebook 07's rows). stats=True gives {method: {task: {"mean", "std", "seeds",
     "calls", "minutes"}}} instead."""
-    root = Path(root)
     table: dict[str, dict] = {}
     for method in METHODS:
         for task in TASKS:
-            runs = [load_result(p) for p in sorted((root / method).glob(f"{task}-*")) if (p / "result.json").exists()]
+            runs = list(cached_runs(root, method, task).values())
             if not runs:
                 continue
             metrics = np.array([r.test_metric for r in runs], dtype=float)
@@ -115,24 +120,25 @@ def load_leaderboard(root: str | Path = ROOT, stats: bool = False) -> dict:
     return table
 
 
-def calls_to_target(root: str | Path, method: str, task: str, target: float) -> list[int | None]:
-    """Per cached seed: API calls after which the dev metric first reached target (None: never)."""
-    return [calls_to_reach(load_result(p).history, target)
-            for p in sorted((Path(root) / method).glob(f"{get_task(task).name}-*")) if (p / "result.json").exists()]
+def calls_to_target(root: str | Path, method: str, task: str, above: str = "manual",
+                    margin: float = 0.05) -> list[int | None]:
+    """Per seed cached for both: API calls after which ``method``'s dev metric first reached the dev
+    metric of ``above``'s run on the same seed plus ``margin`` (at most 1.0); None: never."""
+    reference = cached_runs(root, above, task)
+    return [calls_to_reach(res.history, min(1.0, reference[name].dev_metric + margin))
+            for name, res in cached_runs(root, method, task).items() if name in reference]
 
 
 def speedup(root: str | Path, method: str, baseline: str, task: str) -> list[tuple[int | None, int | None]]:
-    """The report's speed-up, per seed cached for both: the dev metric ``baseline`` ended with is the
-    target, and the pair is (calls baseline took to first reach it, calls method took; None: never).
-    Their ratio is how many times fewer calls ``method`` needed. Dev is measured every ``eval_every``
-    calls, so a count is exact to that step."""
-    name = get_task(task).name
+    """The report's speed-up, per seed cached for both: the best dev metric ``baseline`` reached in
+    its run is the target, and the pair is (calls baseline took to first reach it, calls method took;
+    None: never). Their ratio is how many times fewer calls ``method`` needed. Dev is measured every
+    ``eval_every`` calls, so a count is exact to that step."""
+    others = cached_runs(root, method, task)
     pairs = []
-    for p in sorted((Path(root) / baseline).glob(f"{name}-*")):
-        q = Path(root) / method / p.name
-        if not (p / "result.json").exists() or not (q / "result.json").exists():
+    for name, base in cached_runs(root, baseline, task).items():
+        if name not in others:
             continue
-        base, other = load_result(p), load_result(q)
         target = max(r["dev_metric"] for r in base.history if r.get("dev_metric") is not None)
-        pairs.append((calls_to_reach(base.history, target), calls_to_reach(other.history, target)))
+        pairs.append((calls_to_reach(base.history, target), calls_to_reach(others[name].history, target)))
     return pairs

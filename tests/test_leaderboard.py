@@ -31,6 +31,10 @@ def test_entries_are_cached_and_tabled(tmp_path):
     pairs = lb.speedup(tmp_path, "bbtv2", "bbtv2", "sst2")
     assert len(pairs) == 2 and all(a == b and a is not None for a, b in pairs)
     assert lb.speedup(tmp_path, "ajo", "bbtv2", "sst2") == []  # no AJO runs cached: no pairs
+    # calls to a dev target set per seed by another row: a run reaches its own dev metric
+    assert len(lb.calls_to_target(tmp_path, "bbtv2", "sst2", above="bbtv2", margin=0.0)) == 2
+    assert None not in lb.calls_to_target(tmp_path, "bbtv2", "sst2", above="bbtv2", margin=0.0)
+    assert lb.calls_to_target(tmp_path, "bbtv2", "sst2", above="ajo") == []
     with pytest.raises(ValueError, match="leaderboard's methods"):
         lb.run_entry(lm, "lora", "sst2", 13, **kw)
 
