@@ -32,9 +32,14 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # pytest over tests/ and nbval over every notebook (smoke budgets; outputs of the cells marked
-# NBVAL_CHECK_OUTPUT are compared with the committed run).
+# NBVAL_CHECK_OUTPUT are compared with the committed run, which the notebooks compute in fp32).
+# Then the embedded-model tests once more in the other dtype (bf16 is emulated, and slow, on a CPU
+# without it), so that neither dtype regresses unseen on the CPU of the day. BBTKIT_DTYPE=fp32 or
+# bf16 forces the dtype of the first run.
 test: setup
+	@echo "bbtkit test run: $$($(BIN)/python -m bbtkit env)"
 	BBTKIT_SMOKE=1 $(BIN)/python -m pytest tests/ --nbval-lax notebooks/ -p no:cacheprovider
+	BBTKIT_DTYPE=$$($(BIN)/python -m bbtkit env --other-dtype) $(BIN)/python -m pytest tests/test_embedded.py -p no:cacheprovider -q
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/ -m "not slow" -q

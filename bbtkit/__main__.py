@@ -1,5 +1,6 @@
 """Command line: ``python -m bbtkit setup`` prepares the embedded model and reports the data directory;
-``python -m bbtkit download sst2 agnews`` fills ./data from the Hugging Face hub (needs internet)."""
+``python -m bbtkit download sst2 agnews`` fills ./data from the Hugging Face hub (needs internet);
+``python -m bbtkit env`` says which torch, CPU features and dtype this machine runs with."""
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bbtkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="convert the embedded model once and show where each task's data is")
+    env = sub.add_parser("env", help="torch, CPU features and the dtype load_model() picks here")
+    env.add_argument("--other-dtype", action="store_true",
+                     help="print only the dtype that load_model() does *not* pick here (bf16 or fp32)")
     dl = sub.add_parser("download", help="fill ./data from the Hugging Face hub (internet and `datasets` needed)")
     dl.add_argument("tasks", nargs="+", choices=data.TASKS)
     dl.add_argument("--dest", default="data")
     args = parser.parse_args(argv)
     if args.command == "setup":
         return setup()
+    if args.command == "env":
+        from .runtime import describe, pick_device, pick_dtype
+        import torch
+        print(("fp32" if pick_dtype(pick_device()) == torch.bfloat16 else "bf16") if args.other_dtype else describe())
+        return 0
     for task in args.tasks:
         t0 = time.perf_counter()
         out = data.download_task(task, dest=args.dest)

@@ -148,10 +148,12 @@ class LM:
         head = self.model.get_output_embeddings()  # Linear(hidden, vocab)
         feats = self._head_transform(hidden)
         if feats is None:  # unknown MLM head: run it whole, then pick the rows (correct, slower)
-            return self._full_head(hidden)[..., label_ids]
-        logits = feats @ head.weight[label_ids].T
+            return self._full_head(hidden)[..., label_ids].float()
+        # The product runs in fp32 (hidden x classes: free). In bf16 a logit near 20 would be rounded to
+        # a multiple of 0.125, a step larger than the differences between prompts that CMA-ES must rank.
+        logits = feats.float() @ head.weight[label_ids].float().T
         if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[label_ids]
+            logits = logits + head.bias[label_ids].float()
         return logits
 
     def _head_transform(self, h: torch.Tensor) -> torch.Tensor | None:

@@ -21,25 +21,43 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux only; empty elsewhere)."""
+    if sys.platform != "linux":
+        return set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bf16 natively (avx512_bf16 or AMX); emulated bf16 is slower than fp32."""
-    if sys.platform != "linux":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
            "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
 
+DTYPE_ENV = "BBTKIT_DTYPE"
+
+
 def pick_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> torch.dtype:
-    """bf16 where the hardware supports it (Ampere+ GPUs, CPUs with avx512_bf16), fp16 on older GPUs, else fp32."""
+    """bf16 where the hardware supports it (Ampere+ GPUs, CPUs with avx512_bf16), fp16 on older GPUs, else fp32.
+
+    ``dtype="auto"`` first reads ``$BBTKIT_DTYPE`` (``fp32``, ``bf16``, ``fp16``): the test suite uses it
+    to run the same tests in both dtypes on any CPU (bf16 is emulated, and slow, where the CPU lacks it).
+    An explicit ``dtype`` argument always wins over the environment.
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
+    if dtype == "auto" and os.environ.get(DTYPE_ENV, "auto").strip().lower() not in ("", "auto"):
+        dtype = os.environ[DTYPE_ENV].strip().lower()
+        if dtype not in _DTYPES:
+            raise ValueError(f"${DTYPE_ENV}={dtype!r} is not a dtype; unset it or use one of {sorted(_DTYPES)}.")
     if dtype != "auto":
         if dtype not in _DTYPES:
             raise ValueError(f"Unknown dtype {dtype!r}; use 'auto' or one of {sorted(_DTYPES)}.")
@@ -49,6 +67,25 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> torch
     if device.type == "cpu" and cpu_has_bf16():
         return torch.bfloat16
     return torch.float32
+
+
+def describe() -> str:
+    """One line on where numbers come from: torch, threads, CPU, its bf16 features and the dtype
+    that ``load_model()`` picks here. The test command prints it, so a failure report says where it ran."""
+    model = ""
+    if sys.platform == "linux":
+        try:
+            model = next((ln.partition(":")[2].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                          if ln.startswith("model name")), "")
+        except OSError:
+            pass
+    device = pick_device()
+    feats = sorted(cpu_flags() & {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}) or ["no avx512/amx"]
+    auto = str(pick_dtype(device)).replace("torch.", "")
+    env = os.environ.get(DTYPE_ENV)
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device.type}, "
+            f"CPU {model or 'unknown'} ({', '.join(feats)}); load_model() dtype: {auto}"
+            + (f" (forced by ${DTYPE_ENV}={env})" if env else ""))
 
 
 def set_seed(seed: int) -> None:

@@ -36,3 +36,8 @@ def tiny(request):
 @pytest.fixture(scope="session")
 def embedded():
     return bk.load_model()
+
+
+def pytest_report_header(config):
+    """Which dtype and CPU features this run used, so that a failure report says where it came from."""
+    return "bbtkit: " + bk.runtime.describe()
