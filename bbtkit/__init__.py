@@ -1,11 +1,13 @@
 """bbtkit: gradient-free tuning of language models through their inference API alone."""
-from . import cmaes, plots, projection, runtime
+from . import cmaes, loop, objectives, optimizers, plots, projection, runtime, spaces
 from .ajo import AJOConfig, run_ajo, run_feature_mlp
 from .api import APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits, top_tokens
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
 from .calibration import Calibration
 from .leaderboard import load_leaderboard
+from .loop import Trace, tune
+from .methods import METHODS, get_method
 from .data import Example, Examples, Split, data_dir, load_split
 from .models import LM, ModelNotAvailableError, load_model, tiny_model
 from .results import Result, calls_to_reach, load_result

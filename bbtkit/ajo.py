@@ -11,7 +11,7 @@ where W q is the champion's calibration (``bbtkit.calibration``). Training alter
 
 1. one API call returns q and h for the incumbent deep prompt; f takes ``epochs`` passes of Adam
    (lr 3e-4) over the training set on the joint loss -log p(y | x), with q fixed;
-2. BBTv2's per-layer CMA-ES (``bbtv2.LayerSearch``) tunes the prompts for ``phase_generations``
+2. BBTv2's per-layer CMA-ES (``optimizers.LayerwiseCMA``) tunes the prompts for ``phase_generations``
    layer generations on the same joint loss, with f fixed;
 
 and again, until the API budget is spent. The two parts help each other through h: the prompts
@@ -32,16 +32,21 @@ from torch import nn
 
 from . import calibration as calib
 from .api import BlackBoxLM, label_logits
-from .bbt import candidate_losses
 from .bbtv2 import BBTv2Config, setup
-from .cmaes import _progress
+from .loop import progress_bar, to_result, tune
+from .objectives import DevScore, candidate_losses
 from .results import Result
 from .runtime import set_seed
 from .tasks import get_task
 
 HEADS = ("linear", "mlp")
-# The report's API budgets per task; tasks it did not run get the largest.
+# The report's API budgets per task (paper_budget gives the largest to the tasks it did not run).
 PAPER_BUDGETS = {"sst2": 3000, "dbpedia": 3000, "qqp": 8000, "qnli": 8000, "snli": 8000}
+
+
+def paper_budget(task) -> int:
+    """The competition report's API budget for a task: 3000 or 8000; 8000 for a task it did not run."""
+    return PAPER_BUDGETS.get(get_task(task).name, max(PAPER_BUDGETS.values()))
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class AJOConfig(BBTv2Config):
         """The report's setting on BBTv2's paper preset: budgets 3000 (SST-2, DBPedia) or 8000
         (QQP, QNLI, SNLI), mix 0.5, lr 3e-4, 3 epochs. For a GPU with RoBERTa-large."""
         base = asdict(BBTv2Config.paper(seed))  # its calibration is None: AJO's mixture needs W q
-        base.update(budget=PAPER_BUDGETS.get(get_task(task).name, 8000), calibration="champion")
+        base.update(budget=paper_budget(task), calibration="champion")
         return cls(**base)
 
     @classmethod
@@ -160,7 +165,7 @@ def fit_head(cfg: AJOConfig, task, hidden: torch.Tensor, labels, dev_hidden: tor
     gen = torch.Generator().manual_seed(cfg.seed)
     unused = torch.zeros(len(labels), task.num_classes)  # mix 0: the LM's probabilities do not enter
     rows, best = [], {"dev": -np.inf}
-    bar = _progress(cfg.feature_epochs, desc) if desc else None
+    bar = progress_bar(cfg.feature_epochs, desc, unit="epoch") if desc else None
     for epoch in range(1, cfg.feature_epochs + 1):
         loss = train_head(head, opt, hidden, unused, labels, 0.0, 1, cfg.batch_size, gen)
         with torch.no_grad():
@@ -202,8 +207,56 @@ def evaluate_parts(model, task, examples, res: Result) -> dict[str, float]:
 
 
 # --- AJO --------------------------------------------------------------------------------------------
+class JointLoss:
+    """AJO's objective: the loss of the mixture's log-probabilities, with the local classifier f,
+    its Adam state and its shuffling generator. ``fit(out)`` is the classifier phase; ``state``,
+    ``load_state`` and ``snapshot`` let the tuning loop checkpoint f and keep it at the best dev."""
+
+    def __init__(self, cfg: AJOConfig, task, hidden: int, calibrate):
+        self.cfg, self.task, self.calibrate = cfg, task, calibrate
+        self.head = make_head(cfg.head, hidden, task.num_classes, cfg.head_width, cfg.seed)
+        self.adam = torch.optim.Adam(self.head.parameters(), lr=cfg.lr)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    def __call__(self, out) -> tuple[np.ndarray, np.ndarray]:
+        return candidate_losses(self.predict(self.calibrate(out.logits), out.hidden), out.labels, self.cfg.loss,
+                                self.task)
+
+    def predict(self, lm_logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        return joint_log_probs(lm_logits, hidden, self.head, self.cfg.mix)
+
+    def fit(self, out) -> float:
+        """Gradient descent on f from one API output (q and h of the incumbent), q fixed."""
+        lm_probs = torch.softmax(self.calibrate(out.logits)[0], -1)
+        return train_head(self.head, self.adam, out.hidden[0], lm_probs, out.labels, self.cfg.mix, self.cfg.epochs,
+                          self.cfg.batch_size, self.gen)
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {f"head.{k}": v.detach().clone() for k, v in self.head.state_dict().items()}
+
+    def load_snapshot(self, tensors: dict) -> None:
+        self.head.load_state_dict({k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")})
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {**self.snapshot(), "gen": self.gen.get_state()}
+        for i, st in self.adam.state_dict()["state"].items():
+            out.update({f"adam.{i}.{k}": torch.as_tensor(v) for k, v in st.items()})
+        return out
+
+    def load_state(self, tensors: dict) -> None:
+        self.load_snapshot(tensors)
+        self.gen.set_state(tensors["gen"])
+        sd = self.adam.state_dict()
+        sd["state"] = {}
+        for key, v in tensors.items():
+            if key.startswith("adam."):
+                _, i, name = key.split(".", 2)
+                sd["state"].setdefault(int(i), {})[name] = v
+        self.adam.load_state_dict(sd)
+
+
 def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool = True, callback=None,
-            evaluate_test: bool = True) -> Result:
+            evaluate_test: bool = True, checkpoint=None, resume=None) -> Result:
     """Alternate the classifier f (gradient descent) and BBTv2's per-layer CMA-ES on the joint loss.
 
     Returns a :class:`Result` like ``run_bbtv2``'s, plus ``res.classifier`` (f, saved with the
@@ -213,98 +266,41 @@ def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool =
     cfg = cfg or AJOConfig.cpu_quick()
     if not isinstance(cfg, AJOConfig):
         raise TypeError("run_ajo needs an AJOConfig (e.g. bk.AJOConfig.cpu_quick()).")
-    t0 = time.perf_counter()
-    task, train, dev_api, scales, search = setup(model, task, split, cfg, name="AJO")
     if cfg.budget < 2 + cfg.popsize:
         raise ValueError(f"AJO needs a budget of at least popsize + 2 = {cfg.popsize + 2} calls (one classifier "
                          "phase and one CMA-ES generation).")
-    search.return_hidden = True
-    calibrate = calib.for_objective(cfg.calibration, model, task, split.train, train.position)
-    head = make_head(cfg.head, model.hidden_size, task.num_classes, cfg.head_width, cfg.seed)
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    per_phase = cfg.phase_generations or len(search.layers)
+    t0 = time.perf_counter()
+    p = setup(model, task, split, cfg, name="AJO")
+    joint = JointLoss(cfg, p.task, model.hidden_size,
+                      calib.for_objective(cfg.calibration, model, p.task, split.train, p.train.position))
 
-    def score(out):
-        return candidate_losses(joint_log_probs(calibrate(out.logits), out.hidden, head, cfg.mix),
-                                out.labels, cfg.loss, task)
+    def refresh():  # the classifier phase: one call for the incumbent's q and h, then f's epochs
+        out = p.train(p.space.prompt(p.opt.Z)[None], return_hidden=True)
+        head_loss = joint.fit(out)
+        losses, metrics = joint(out)  # the incumbent under the new f
+        inc = float(losses[0])
+        return {"calls": p.train.calls, "round": p.opt.round, "layer": None, "phase": "classifier",
+                "head_loss": head_loss, "best_loss": inc, "mean_loss": inc, "incumbent_loss": inc,
+                "train_metric": float(metrics[0]), "sigma": None, "dev_metric": None}, inc
 
-    def dev() -> float:
-        out = dev_api(search.deep[None], return_hidden=True)
-        logits = calib.apply_for_prompt(cfg.calibration, model, task, split.train, search.deep, out.logits[0],
-                                        train.position)
-        logp = joint_log_probs(logits, out.hidden[0], head, cfg.mix)
-        return task.score(logp.argmax(-1).numpy(), dev_api.labels.numpy())
-
-    history, best = [], {"dev": -np.inf}
-    bar = _progress(cfg.budget, f"AJO {task.name}") if display else None
-    next_dev, rnd, cursor, phase = cfg.eval_every, 0, 0, 0
-
-    def record(row: dict, g0: float, force_dev: bool = False) -> None:
-        nonlocal next_dev
-        if force_dev or train.calls >= next_dev:
-            next_dev = (train.calls // cfg.eval_every + 1) * cfg.eval_every
-            row["dev_metric"] = dev()
-            if row["dev_metric"] > best["dev"]:  # strictly better: the prompt and f that go together
-                best.update(dev=row["dev_metric"], Z=search.Z.copy(), head=copy.deepcopy(head.state_dict()))
-        row["seconds"] = time.perf_counter() - g0
-        history.append(row)
-        if callback is not None:
-            callback(history)
-
-    while train.calls + 1 + cfg.popsize <= cfg.budget and len(search.stopped) < len(search.layers):
-        # 1. the classifier: one call for the incumbent's q and h, then gradient descent on f
-        g0, phase = time.perf_counter(), phase + 1
-        out = train(search.deep[None], return_hidden=True)
-        lm_probs = torch.softmax(calibrate(out.logits)[0], -1)
-        head_loss = train_head(head, opt, out.hidden[0], lm_probs, out.labels, cfg.mix, cfg.epochs,
-                               cfg.batch_size, gen)
-        losses, metrics = score(out)  # the incumbent under the new f
-        search.incumbent = float(losses[0])
-        record({"calls": train.calls, "round": rnd, "layer": None, "phase": "classifier", "head_loss": head_loss,
-                "best_loss": search.incumbent, "mean_loss": search.incumbent, "incumbent_loss": search.incumbent,
-                "train_metric": float(metrics[0]), "sigma": None, "dev_metric": None}, g0, force_dev=phase == 1)
-        if bar is not None:
-            bar.update(1)
-        # 2. the prompts: BBTv2's divide and conquer, f fixed
-        done = 0
-        while done < per_phase and train.calls + cfg.popsize <= cfg.budget \
-                and len(search.stopped) < len(search.layers):
-            i, cursor = cursor, (cursor + 1) % len(search.layers)
-            if i == 0:
-                rnd += 1
-            if i in search.stopped:
-                continue
-            g0 = time.perf_counter()
-            row = {"calls": 0, "round": rnd, **search.generation(i, score), "phase": "prompts", "dev_metric": None}
-            row["calls"] = train.calls
-            done += 1
-            record(row, g0)
-            if bar is not None:
-                bar.update(cfg.popsize)
-                bar.set_postfix(layer=row["layer"], loss=f"{search.incumbent:.3f}", dev=f"{best['dev']:.3f}")
-    if bar is not None:
-        bar.close()
-    head.load_state_dict(best["head"])
-    res = Result("ajo", task.name, model.name, asdict(cfg), best["Z"], search.projs, cfg.n_prompt_tokens,
-                 model.hidden_size, search.layers, model.num_layers, train.position, history, best["dev"], None,
-                 train.calls, 0.0, {**search.stop_reasons(rnd), "classifier phases": phase},
-                 {"seconds_per_call": train.seconds_per_call, "cache_seconds": train.cache_seconds,
-                  "layer_scales": scales.tolist(), "train_loss": search.incumbent,
-                  "head": head_spec(cfg, model.hidden_size, task.num_classes)}, classifier=head)
-    _finish(res, model, task, split, cfg, evaluate_test)
-    res.seconds = time.perf_counter() - t0
-    return res
+    dev = DevScore(p.space, p.dev_api, p.task, model, split.train, cfg.calibration, p.train.position, joint.predict)
+    trace = tune(lambda Z: joint(p.train(p.space.candidates(Z), return_hidden=True)), p.opt, budget=cfg.budget,
+                 api=p.train, dev=dev, eval_every=cfg.eval_every, refresh=refresh,
+                 refresh_every=cfg.phase_generations or len(p.space.layers), stateful=joint, tag={"phase": "prompts"},
+                 callback=callback, display=display, desc=f"AJO {p.task.name}", checkpoint=checkpoint,
+                 resume=resume, fingerprint={"method": "ajo", **asdict(cfg)})
+    if trace.best_state is not None:
+        joint.load_snapshot(trace.best_state)  # f as it was at the selected prompt
+    extra = {"cache_seconds": p.train.cache_seconds, "layer_scales": p.scales.tolist(), "train_loss": p.opt.incumbent,
+             "head": head_spec(cfg, model.hidden_size, p.task.num_classes)}
+    return to_result("ajo", model, p.task, split, cfg, p.space, trace, p.train, t0, evaluate_test=evaluate_test,
+                     extra=extra, classifier=joint.head, score_test=_score_parts)
 
 
-def _finish(res: Result, model, task, split, cfg: AJOConfig, evaluate_test: bool) -> None:
-    """Fit the calibration under the selected prompt, then score the test set: joint and parts."""
-    if cfg.calibration:
-        res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
-                                                    res.position).to_dict()
-    if evaluate_test:
-        parts = evaluate_parts(model, task, split.test, res)
-        res.test_metric, res.extra["test_parts"] = parts["joint"], parts
+def _score_parts(res: Result, model, task, split) -> None:
+    """The test metric of the mixture, and of each part beside it."""
+    parts = evaluate_parts(model, task, split.test, res)
+    res.test_metric, res.extra["test_parts"] = parts["joint"], parts
 
 
 # --- the feature-only baseline -----------------------------------------------------------------------
@@ -314,7 +310,7 @@ def run_feature_mlp(model, task, split, cfg: AJOConfig | None = None, *, display
 
     One API call returns the training set's h; f is trained by gradient descent for
     ``cfg.feature_epochs`` epochs and the epoch with the best dev metric is kept. No prompt is
-    tuned, so the result's prompt is zero (the manual template) and its mixture weight is 0.
+    tuned, so the result's prompt is None (the manual template) and its mixture weight is 0.
     """
     cfg = cfg or AJOConfig.cpu_quick()
     task = get_task(task)
@@ -325,13 +321,13 @@ def run_feature_mlp(model, task, split, cfg: AJOConfig | None = None, *, display
     _, dev_hidden = label_logits(model, task, split.dev, position=train.position, return_hidden=True)
     head, rows, best_dev = fit_head(cfg, task, out.hidden[0], out.labels, dev_hidden, [ex.label for ex in split.dev],
                                     desc=f"Feature-MLP {task.name}" if display else None)
-    history = [{"calls": train.calls, **row} for row in rows]
-    spec = {**head_spec(cfg, model.hidden_size, task.num_classes), "mix": 0.0}
-    res = Result("feature_mlp", task.name, model.name, asdict(cfg), np.zeros((0, cfg.intrinsic_dim)), [],
-                 cfg.n_prompt_tokens, model.hidden_size, [], model.num_layers, train.position, history, best_dev,
-                 None, train.calls, 0.0, {"epochs": cfg.feature_epochs}, {"head": spec}, classifier=head)
+    res = Result(method="feature_mlp", task=task.name, model=model.name, config=asdict(cfg),
+                 z=np.zeros((0, cfg.intrinsic_dim)), projections=[], n_tokens=cfg.n_prompt_tokens,
+                 hidden=model.hidden_size, layers=[], num_layers=model.num_layers, position=train.position,
+                 history=[{"calls": train.calls, **row} for row in rows], dev_metric=best_dev, api_calls=train.calls,
+                 stop={"epochs": cfg.feature_epochs}, classifier=head,
+                 extra={"head": {**head_spec(cfg, model.hidden_size, task.num_classes), "mix": 0.0}})
     if evaluate_test:
-        parts = evaluate_parts(model, task, split.test, res)
-        res.test_metric, res.extra["test_parts"] = parts["joint"], parts
+        _score_parts(res, model, task, split)
     res.seconds = time.perf_counter() - t0
     return res

@@ -62,8 +62,8 @@ class Forward:
         self.label_ids = task.label_ids(lm).to(lm.device)
         enc = [encode_example(lm, task, ex, n_prompt, position, max_length) for ex in examples]
         # A cached context needs at least one token (an empty input at the very start has none).
-        self.cached = position == "after" and use_cache and max(e.context for e in enc) > 0
-        if self.cached:
+        self.context_cached = position == "after" and use_cache and max(e.context for e in enc) > 0
+        if self.context_cached:
             tails = {tuple(e.ids[e.context:]) for e in enc}
             if len(tails) != 1:  # the shared tail is what makes one cached context serve every candidate
                 raise ValueError("With position='after', the template after the last input field must tokenise "
@@ -74,7 +74,7 @@ class Forward:
             with torch.no_grad():
                 _, cache = inject.run_layers(lm, inject.embed(lm, ctx.ids), ctx.mask, lm.position_ids(ctx.mask),
                                              past=_new_cache(lm))
-            self.kv = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (batch, heads, ctx, d)
+            self.context_kv = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (batch, heads, ctx, d)
             full = torch.cat([self.ctx_mask, torch.ones(len(enc), len(self.tail), dtype=torch.long,
                                                         device=lm.device)], 1)
             self.tail_pos = lm.position_ids(full)[:, ctx.ids.shape[1]:]  # (batch, tail)
@@ -89,14 +89,14 @@ class Forward:
                 self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates
             self.width = self.ids.shape[1]
         self.batch = len(enc)
-        self.frozen = None  # the layer cache: (layer, prompts below it, hidden states entering it)
+        self.layer_cache = None  # (layer, prompts below it, hidden states entering it)
 
     @torch.no_grad()
     def run(self, shallow, deep, pop: int, return_hidden: bool = False,
             max_batch_tokens: int = 16384) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (pop, batch, classes) and hidden (pop, batch, H) for pop candidates.
 
-        Deep prompts that agree below the frozen layer (see ``freeze_below``) start from the
+        Deep prompts that agree below the cached layer (see ``cache_layers_below``) start from the
         cached hidden states there and run only the layers above.
         """
         if shallow is None and deep is not None:
@@ -116,31 +116,31 @@ class Forward:
 
     # --- the layer cache (BBTv2): prompts below a layer are fixed while that layer is tuned -------
     @torch.no_grad()
-    def freeze_below(self, layer: int, deep: torch.Tensor) -> None:
+    def cache_layers_below(self, layer: int, deep: torch.Tensor) -> None:
         """Cache the hidden states entering ``layer`` under the deep prompt (layers, n, H).
 
         Later candidates whose prompts equal ``deep`` below ``layer`` run only layers
         ``layer``..L-1. Moving up one layer from a cached state runs one layer, not all below.
         """
         if layer <= 0:
-            self.frozen = None
+            self.layer_cache = None
             return
         below = deep[:layer].to(self.lm.device, self.lm.dtype).clone()  # (layer, n, H)
         start, hidden = 0, None
-        if self.frozen is not None:
-            l0, below0, h0 = self.frozen
+        if self.layer_cache is not None:
+            l0, below0, h0 = self.layer_cache
             if l0 <= layer and torch.equal(below0, below[:l0]):
                 if l0 == layer:
                     return
                 start, hidden = l0, h0
         with inject.capture_inputs(self.lm, [layer]) as seen:
             self._answer_hidden(None if start else below[None, 0], below[None], 1, start, hidden, stop=layer)
-        self.frozen = (layer, below, seen[layer])  # hidden: (batch, seq, H), before layer's own prompt
+        self.layer_cache = (layer, below, seen[layer])  # hidden: (batch, seq, H), before layer's own prompt
 
     def _cached_start(self, deep) -> tuple[int, torch.Tensor | None]:
-        if deep is None or self.frozen is None:
+        if deep is None or self.layer_cache is None:
             return 0, None
-        layer, below, hidden = self.frozen
+        layer, below, hidden = self.layer_cache
         if torch.equal(deep[:, :layer], below.expand(len(deep), -1, -1, -1)):
             return layer, hidden
         return 0, None
@@ -153,12 +153,12 @@ class Forward:
         sh = None if start else shallow  # (p, n, H): add_at shares each candidate's prompt across its batch
         window = (inject.layer_window(lm, start, stop, None if start_hidden is None else start_hidden.repeat(p, 1, 1))
                   if start or stop is not None else nullcontext())
-        if self.cached:
+        if self.context_cached:
             embeds = lm.embeddings(self.tail)[None].expand(p * B, -1, -1)  # (p * batch, tail, H)
             embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
             # layers below start never read their keys and values: pass them unrepeated (no copy)
             past = _new_cache(lm, [(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) if l >= start else (k, v)
-                                   for l, (k, v) in enumerate(self.kv)])
+                                   for l, (k, v) in enumerate(self.context_kv)])
             mask = torch.cat([self.ctx_mask.repeat(p, 1),
                               torch.ones(p * B, len(self.tail), dtype=torch.long, device=lm.device)], 1)
             with window, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
@@ -182,12 +182,15 @@ class BlackBoxLM:
     ``api(prompts)`` with prompts of shape (pop, tokens, hidden) or (pop, layers, tokens, hidden)
     returns an :class:`APIOutput`; each candidate counts as one API call against ``budget``.
     position: ``"auto"`` (after the input for causal LMs, before it for MLMs), ``"before"`` or
-    ``"after"``. Wall time is recorded per call in ``call_seconds``.
+    ``"after"``. Wall time is recorded per call in ``call_seconds``. Two caches, both speed-ups that
+    change no result: ``use_cache``, the *context cache* (the input's keys and values, computed once,
+    prompt after the input); ``layer_cache``, the *layer cache* (``cache_below``), here filled by
+    itself below the lowest layer where a population's deep prompts differ (BBTv2's layer by layer).
     """
 
     def __init__(self, model, task, examples: Examples, budget: int | None = None, *, position: str = "auto",
                  padding_side: str = "right", use_cache: bool = True, max_length: int = 256,
-                 max_batch_tokens: int | None = None):
+                 max_batch_tokens: int | None = None, layer_cache: bool = False):
         task = get_task(task)
         if len(examples) == 0:
             raise ValueError("BlackBoxLM needs at least one example; the split given is empty.")
@@ -202,6 +205,7 @@ class BlackBoxLM:
         self._opts = dict(padding_side=padding_side, use_cache=use_cache, max_length=max_length)
         self.max_batch_tokens = max_batch_tokens or (65536 if model.device.type == "cuda" else 16384)
         self._forwards: dict[int, Forward] = {}
+        self.layer_cache = layer_cache  # cache below the lowest layer where a population's deep prompts differ
         self.calls = 0
         self.call_seconds: list[float] = []  # wall seconds of each API call (a batch's time split evenly)
         self.cache_seconds = 0.0  # wall seconds spent filling the layer cache (not API calls)
@@ -233,7 +237,7 @@ class BlackBoxLM:
         if p.ndim != 3 or p.shape[0] != self.model.num_layers or p.shape[-1] != self.model.hidden_size:
             raise ValueError(f"cache_below needs one deep prompt of shape ({self.model.num_layers}, tokens, "
                              f"{self.model.hidden_size}); got {tuple(p.shape)}.")
-        self.forward_for(p.shape[1]).freeze_below(int(layer), p)
+        self.forward_for(p.shape[1]).cache_layers_below(int(layer), p)
         self.cache_seconds += time.perf_counter() - t0
 
     def __call__(self, prompts=None, return_hidden: bool = False) -> APIOutput:
@@ -242,6 +246,10 @@ class BlackBoxLM:
             raise BudgetExceededError(
                 f"{pop} more API calls would exceed the budget of {self.budget} ({self.calls} used, "
                 f"{self.budget - self.calls} left). Raise the budget or evaluate fewer candidates.")
+        if self.layer_cache and deep is not None and pop > 1:
+            differs = (deep != deep[:1]).flatten(2).any(-1).any(0)   # (layers,): where candidates differ
+            if differs.any():
+                self.cache_below(int(differs.nonzero()[0, 0]), deep[0])
         t0 = time.perf_counter()
         n = 0 if prompts is None else (shallow if shallow is not None else deep).shape[-2]
         logits, hidden = self.forward_for(n).run(shallow, deep, pop, return_hidden, self.max_batch_tokens)
@@ -250,9 +258,41 @@ class BlackBoxLM:
         self.call_seconds += [elapsed / pop] * pop
         return APIOutput(logits, self.labels, hidden)
 
+    def value_scales(self, n_prompt: int, deep: bool = False) -> np.ndarray:
+        """The scale of what a prompt is added to: the one thing a method may know of the model beyond
+        its outputs (model-scaled projections need it), and the only way it learns it. (1,): the word
+        embeddings' std; deep=True, (layers,): then for each layer l >= 1 the clipped std of the hidden
+        states entering it (``layer_scales``). A service would publish these once; no API call."""
+        if not deep:
+            return np.array([self.model.embeddings.weight.float().std().item()])
+        return layer_scales(self.model, self.task, self.examples, n_prompt, self.position)
+
     def __repr__(self) -> str:
         return (f"BlackBoxLM({self.model.name}, task={self.task.name}, examples={len(self.examples)}, "
                 f"position={self.position}, calls={self.calls}/{self.budget})")
+
+
+def clipped_std(values: torch.Tensor, rounds: int = 5, k: float = 3.0) -> float:
+    """Standard deviation after clipping outliers to mu +- k sigma, ``rounds`` times (BBTv2's deepbbt.py)."""
+    x = values.double().flatten()
+    for _ in range(rounds):
+        mu, sd = x.mean(), x.std(unbiased=False)
+        x = x.clamp(mu - k * sd, mu + k * sd)
+    return float(x.std(unbiased=False))
+
+
+@torch.no_grad()
+def layer_scales(model, task, examples, n_prompt: int, position: str) -> np.ndarray:
+    """sigma_hat per layer, (layers,): the word embeddings' std for layer 0; for layer l >= 1 the
+    clipped std of the hidden states entering it, over every real (unpadded) token of the examples,
+    with no prompt (BBTv2's first forward pass). Methods read it through ``BlackBoxLM.value_scales``."""
+    fw = Forward(model, get_task(task), examples, n_prompt, position, use_cache=False)
+    with inject.capture_inputs(model, range(1, model.num_layers)) as seen:
+        fw.run(None, None, 1)
+    real = fw.mask.bool()  # (batch, seq)
+    scales = [model.embeddings.weight.float().std().item()]
+    scales += [clipped_std(seen[l][real]) for l in range(1, model.num_layers)]
+    return np.array(scales)
 
 
 @torch.no_grad()

@@ -9,20 +9,17 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
-import torch
-
 from . import calibration as calib
-from .api import BlackBoxLM, evaluate
-from .cmaes import minimize
+from .api import BlackBoxLM
+from .loop import to_result, tune
+from .objectives import HINGE_MARGIN, LOSSES, DevScore, Loss, candidate_losses  # noqa: F401 (notebooks import them here)
+from .optimizers import CMA
 from .projection import KINDS, Projection, normal_std
-from .results import Result
 from .runtime import set_seed
+from .spaces import ShallowPrompt
 from .tasks import get_task
 
-LOSSES = ("ce", "hinge", "neg_metric")
 CALIBRATIONS = calib.METHODS
-HINGE_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,74 +81,40 @@ class BBTConfig:
                    projection="normal", alpha=0.2, sigma=1.0, eval_every=50, seed=seed)
 
 
-def candidate_losses(logits: torch.Tensor, labels: torch.Tensor, loss: str, task) -> tuple[np.ndarray, np.ndarray]:
-    """Loss and train metric of each candidate. logits (pop, batch, classes), labels (batch,)."""
-    logits = logits.float()
-    pop = logits.shape[0]
-    metric = np.array([task.score(logits[i].argmax(-1).numpy(), labels.numpy()) for i in range(pop)])
-    if loss == "neg_metric":
-        return -metric, metric
-    if loss == "ce":
-        target = labels.expand(pop, -1)
-        values = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(1)
-    else:  # hinge: every wrong class should trail the gold one by HINGE_MARGIN
-        gold = logits.gather(2, labels.expand(pop, -1)[..., None])  # (pop, batch, 1)
-        gap = torch.relu(HINGE_MARGIN - (gold - logits))             # (pop, batch, classes)
-        wrong = torch.ones_like(gap).scatter_(2, labels.expand(pop, -1)[..., None], 0.0)
-        values = (gap * wrong).sum(2).mean(1)
-    return values.numpy(), metric
-
-
 def make_projection(cfg, model, out_dim: int, sigma_hat: float, seed: int) -> Projection:
     """The projection for one prompt: uniform, or normal scaled to sigma_hat (the values it is added to)."""
     std = normal_std(sigma_hat, cfg.intrinsic_dim, cfg.sigma, cfg.alpha) if cfg.projection == "normal" else 1.0
     return Projection(cfg.intrinsic_dim, out_dim, seed, cfg.projection, std)
 
 
-def finish(res: Result, model, task, split, cfg, evaluate_test: bool) -> None:
-    """Fit the tuned prompt's calibration (if any), keep it in the result, and score the test set."""
-    cal = None
-    if cfg.calibration:
-        cal = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt, res.position)
-        res.extra["calibration"] = cal.to_dict()
-    if evaluate_test:
-        res.test_metric = evaluate(model, task, split.test, res.prompt, position=res.position, calibration=cal)
-
-
-def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool = True, callback=None,
-            evaluate_test: bool = True) -> Result:
-    """Tune a shallow prompt with BBT on split.train, select on split.dev, report split.test.
-
-    Returns a :class:`Result` (``res.history``, ``res.prompt``, ``res.dev_metric``,
-    ``res.test_metric``, ``res.api_calls``) that ``res.save(path)`` keeps.
-    """
-    cfg = cfg or BBTConfig.cpu_quick()
+def run_shallow(method: str, make_optimizer, model, task, split, cfg: BBTConfig, *, display: bool = True,
+                callback=None, evaluate_test: bool = True, checkpoint=None, resume=None):
+    """BBT's space (a shallow prompt p0 + A z), loss and dev selection, searched by any optimizer:
+    ``make_optimizer(cfg)`` picks it. ``run_bbt`` picks CMA-ES; other methods pick their own."""
     task = get_task(task)
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     n, H = cfg.n_prompt_tokens, model.hidden_size
     train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position)
     dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)  # model selection, not tuning
-    sigma_hat = model.embeddings.weight.float().std().item()
-    proj = make_projection(cfg, model, n * H, sigma_hat, cfg.seed)
-    calibrate = calib.for_objective(cfg.calibration, model, task, split.train, train.position)
+    space = ShallowPrompt(make_projection(cfg, model, n * H, float(train.value_scales(n)[0]), cfg.seed), n, H)
+    loss = Loss(task, cfg.loss, calib.for_objective(cfg.calibration, model, task, split.train, train.position))
+    dev = DevScore(space, dev_api, task, model, split.train, cfg.calibration, train.position)
+    trace = tune(lambda X: loss(train(space.candidates(X))), make_optimizer(cfg), budget=cfg.budget, api=train,
+                 dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method} {task.name}",
+                 checkpoint=checkpoint, resume=resume, fingerprint={"method": method, **asdict(cfg)})
+    return to_result(method, model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test)
 
-    def objective(Z: np.ndarray):
-        out = train(proj(Z).view(len(Z), n, H))
-        return candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
 
-    def dev(z: np.ndarray) -> float:
-        prompt = proj(z).view(1, n, H)
-        logits = calib.apply_for_prompt(cfg.calibration, model, task, split.train, prompt[0],
-                                        dev_api(prompt).logits[0], train.position)
-        return task.score(logits.argmax(-1).numpy(), dev_api.labels.numpy())
+def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool = True, callback=None,
+            evaluate_test: bool = True, checkpoint=None, resume=None):
+    """Tune a shallow prompt with BBT on split.train, select on split.dev, report split.test.
 
-    trace = minimize(objective, cfg.intrinsic_dim, budget=cfg.budget, popsize=cfg.popsize, sigma0=cfg.sigma,
-                     bound=cfg.bound, seed=cfg.seed, eval_every=cfg.eval_every, dev=dev, callback=callback,
-                     display=display, desc=f"BBT {task.name}")
-    res = Result("bbt", task.name, model.name, asdict(cfg), trace.best_z[None], [proj], n, H, [0],
-                 model.num_layers, train.position, trace.history, trace.best_dev, None, trace.calls,
-                 0.0, trace.stop, {"seconds_per_call": train.seconds_per_call})
-    finish(res, model, task, split, cfg, evaluate_test)
-    res.seconds = time.perf_counter() - t0
-    return res
+    Returns a :class:`~bbtkit.results.Result` (``res.history``, ``res.prompt``, ``res.dev_metric``,
+    ``res.test_metric``, ``res.api_calls``, ``res.stop``) that ``res.save(path)`` keeps.
+    callback(trace) runs after every generation (``trace.history``, ``trace.best_z``). A run stopped
+    by Ctrl-C returns what it found so far; ``checkpoint``/``resume`` take a file path (see ``bbtkit.loop``).
+    """
+    return run_shallow("bbt", lambda c: CMA(c.intrinsic_dim, c.sigma, c.popsize, c.seed, c.bound), model, task,
+                       split, cfg or BBTConfig.cpu_quick(), display=display, callback=callback,
+                       evaluate_test=evaluate_test, checkpoint=checkpoint, resume=resume)

@@ -15,25 +15,25 @@ Two differences from ``deepbbt.py``, both on purpose:
   when it is worse than the zero prompt it started from);
 * each layer's CMA-ES has its own seed (seed + layer), so layers do not draw identical samples.
 
+The pieces: a ``DeepPrompt`` space, the ``LayerwiseCMA`` optimizer (which holds the divide and
+conquer and the keep-if-better rule), the ``Loss`` objective, all run by the one loop (``loop.tune``).
 The layer cache: while layer l is tuned nothing below it changes, so the API caches the hidden
-states entering layer l and runs only layers l..L-1 per candidate (``BlackBoxLM.cache_below``).
+states entering layer l and runs only layers l..L-1 per candidate (``BlackBoxLM(layer_cache=True)``
+finds l itself: the lowest layer where the candidates differ; ``cache_below`` does it by hand).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
 
-import cma
-import numpy as np
-import torch
-
-from . import inject
-from .api import BlackBoxLM, Forward
 from . import calibration as calib
-from .bbt import BBTConfig, candidate_losses, finish, make_projection
-from .cmaes import _progress, cma_options
-from .results import Result
+from .api import BlackBoxLM, clipped_std, layer_scales  # noqa: F401  (notebook 04 imports layer_scales here)
+from .bbt import BBTConfig, make_projection
+from .loop import to_result, tune
+from .objectives import DevScore, Loss
+from .optimizers import LayerwiseCMA
 from .runtime import set_seed
+from .spaces import DeepPrompt
 from .tasks import get_task
 
 
@@ -80,77 +80,21 @@ class BBTv2Config(BBTConfig):
                    eval_every=50, seed=seed)
 
 
-def clipped_std(values: torch.Tensor, rounds: int = 5, k: float = 3.0) -> float:
-    """Standard deviation after clipping outliers to mu +- k sigma, ``rounds`` times (deepbbt.py)."""
-    x = values.double().flatten()
-    for _ in range(rounds):
-        mu, sd = x.mean(), x.std(unbiased=False)
-        x = x.clamp(mu - k * sd, mu + k * sd)
-    return float(x.std(unbiased=False))
+@dataclass
+class Pieces:
+    """What BBTv2 and AJO build before tuning: the train and dev APIs, the per-layer scales, the deep
+    prompt space (one projection per prompted layer) and the layer-by-layer CMA-ES."""
+
+    task: object
+    train: BlackBoxLM
+    dev_api: BlackBoxLM
+    scales: object  # (layers,) sigma_hat per layer, from BlackBoxLM.value_scales
+    space: DeepPrompt
+    opt: LayerwiseCMA
 
 
-@torch.no_grad()
-def layer_scales(model, task, examples, n_prompt: int, position: str) -> np.ndarray:
-    """sigma_hat per layer, (layers,): the word embeddings' std for layer 0; for layer l >= 1 the
-    clipped std of the hidden states entering it, over every real (unpadded) token of the examples,
-    with no prompt (BBTv2's first forward pass)."""
-    fw = Forward(model, get_task(task), examples, n_prompt, position, use_cache=False)
-    with inject.capture_inputs(model, range(1, model.num_layers)) as seen:
-        fw.run(None, None, 1)
-    real = fw.mask.bool()  # (batch, seq)
-    scales = [model.embeddings.weight.float().std().item()]
-    scales += [clipped_std(seen[l][real]) for l in range(1, model.num_layers)]
-    return np.array(scales)
-
-
-class LayerSearch:
-    """The state of BBTv2's divide and conquer: one z_l, A_l and CMA-ES per tuned layer, and the
-    incumbent deep prompt (every layer's kept prompt) with its training loss.
-
-    ``generation(i, score)`` runs one ask/tell for the i-th tuned layer; ``score(out)`` turns an
-    API output into (losses, train metrics) per candidate. BBTv2 and AJO both drive it, with
-    different scores.
-    """
-
-    def __init__(self, model, cfg: BBTv2Config, layers: list[int], scales: np.ndarray, train: BlackBoxLM):
-        self.model, self.cfg, self.layers, self.train = model, cfg, layers, train
-        n, H = cfg.n_prompt_tokens, model.hidden_size
-        self.projs = [make_projection(cfg, model, n * H, float(scales[l]), cfg.seed + l) for l in layers]
-        self.strategies = [cma.CMAEvolutionStrategy(np.zeros(cfg.intrinsic_dim), cfg.sigma,
-                                                    cma_options(cfg.popsize, cfg.seed + l, cfg.bound)) for l in layers]
-        self.Z = np.zeros((len(layers), cfg.intrinsic_dim))      # the kept z of each tuned layer
-        self.deep = torch.zeros(model.num_layers, n, H)          # the incumbent deep prompt they make
-        self.incumbent = float("inf")                            # its training loss
-        self.stopped: dict[int, dict] = {}
-        self.return_hidden = False                               # AJO's score reads the answer hidden states
-
-    def generation(self, i: int, score) -> dict:
-        """One CMA-ES generation for layer ``layers[i]``; the layer's prompt is kept if it improves."""
-        cfg, l, es = self.cfg, self.layers[i], self.strategies[i]
-        n, H = cfg.n_prompt_tokens, self.model.hidden_size
-        if cfg.cache == "layers":
-            self.train.cache_below(l, self.deep)
-        X = np.asarray(es.ask())                                    # (pop, d)
-        cand = self.deep.expand(len(X), -1, -1, -1).clone()         # (pop, L, n, H)
-        cand[:, l] = self.projs[i](X).view(len(X), n, H)
-        losses, metrics = score(self.train(cand, return_hidden=self.return_hidden))
-        es.tell(list(X), losses.tolist())
-        b = int(np.argmin(losses))
-        if losses[b] < self.incumbent:  # keep the layer's new prompt only if the whole prompt improves
-            self.incumbent, self.Z[i], self.deep[l] = float(losses[b]), X[b], cand[b, l]
-        if es.stop():
-            self.stopped[i] = dict(es.stop())
-        return {"layer": l, "best_loss": float(losses[b]), "mean_loss": float(losses.mean()),
-                "incumbent_loss": self.incumbent, "train_metric": float(metrics[b]), "sigma": float(es.sigma)}
-
-    def stop_reasons(self, rounds: int) -> dict:
-        stop = {"budget": f"{self.train.calls} of {self.cfg.budget} calls used", "rounds": rounds}
-        stop.update({f"layer {self.layers[i]}": s for i, s in self.stopped.items()})
-        return stop
-
-
-def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2"):
-    """What BBTv2 and AJO share: layers, the train and dev APIs, the layer scales and the search."""
+def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
+    """The pieces BBTv2 and AJO share (notebook 06 builds AJO's loop from them)."""
     task = get_task(task)
     set_seed(cfg.seed)
     L = model.num_layers
@@ -161,73 +105,36 @@ def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2"):
         raise ValueError(f"{name} needs a budget of at least popsize + 1 = {cfg.popsize + 1} calls "
                          "(one call evaluates the starting prompt).")
     train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position,
-                       use_cache=cfg.cache != "none")
+                       use_cache=cfg.cache != "none", layer_cache=cfg.cache == "layers")
     dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
-    scales = layer_scales(model, task, split.train, cfg.n_prompt_tokens, train.position)
-    return task, train, dev_api, scales, LayerSearch(model, cfg, layers, scales, train)
+    n, H = cfg.n_prompt_tokens, model.hidden_size
+    scales = train.value_scales(n, deep=True)
+    projs = [make_projection(cfg, model, n * H, float(scales[l]), cfg.seed + l) for l in layers]
+    space = DeepPrompt(projs, layers, L, n, H)
+    opt = LayerwiseCMA(len(layers), cfg.intrinsic_dim, cfg.sigma, cfg.popsize, [cfg.seed + l for l in layers],
+                       cfg.bound, names=layers)
+    return Pieces(task, train, dev_api, scales, space, opt)
 
 
 def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bool = True, callback=None,
-              evaluate_test: bool = True) -> Result:
+              evaluate_test: bool = True, checkpoint=None, resume=None):
     """Tune a deep prompt with BBTv2 on split.train, select on split.dev, report split.test.
 
-    Returns a :class:`Result` like ``run_bbt``'s; ``res.prompt`` is (layers, tokens, hidden) and
-    ``res.history`` has one row per layer generation (with its ``layer`` and ``round``).
-    callback(history) runs after every generation.
+    Returns a :class:`~bbtkit.results.Result` like ``run_bbt``'s; ``res.prompt`` is (layers, tokens,
+    hidden) and ``res.history`` has one row per layer generation (with its ``layer`` and ``round``).
+    callback(trace) runs after every generation; Ctrl-C returns what was found; checkpoint/resume
+    take a file path (see ``bbtkit.loop``).
     """
     cfg = cfg or BBTv2Config.cpu_quick()
     if not isinstance(cfg, BBTv2Config):
         raise TypeError("run_bbtv2 needs a BBTv2Config (e.g. bk.BBTv2Config.cpu_quick()); for BBT use run_bbt.")
     t0 = time.perf_counter()
-    task, train, dev_api, scales, search = setup(model, task, split, cfg)
-    calibrate = calib.for_objective(cfg.calibration, model, task, split.train, train.position)
-
-    def score(out):
-        return candidate_losses(calibrate(out.logits), out.labels, cfg.loss, task)
-
-    def dev() -> float:
-        logits = calib.apply_for_prompt(cfg.calibration, model, task, split.train, search.deep,
-                                        dev_api(search.deep[None]).logits[0], train.position)
-        return task.score(logits.argmax(-1).numpy(), dev_api.labels.numpy())
-
-    losses, metrics = score(train(search.deep[None]))  # one call: the start, z = 0 everywhere (the manual prompt)
-    search.incumbent = float(losses[0])
-    best_dev, best_Z = dev(), search.Z.copy()
-    history = [{"calls": train.calls, "round": 0, "layer": None, "best_loss": search.incumbent,
-                "mean_loss": search.incumbent, "incumbent_loss": search.incumbent,
-                "train_metric": float(metrics[0]), "sigma": cfg.sigma, "dev_metric": best_dev,
-                "seconds": time.perf_counter() - t0}]
-    bar = _progress(cfg.budget, f"BBTv2 {task.name}") if display else None
-    next_dev, rnd = cfg.eval_every, 0
-    while train.calls + cfg.popsize <= cfg.budget and len(search.stopped) < len(search.layers):
-        rnd += 1
-        for i in range(len(search.layers)):  # one generation per layer, bottom to top
-            if train.calls + cfg.popsize > cfg.budget:
-                break
-            if i in search.stopped:
-                continue
-            g0 = time.perf_counter()
-            row = {"calls": 0, "round": rnd, **search.generation(i, score), "dev_metric": None}
-            row["calls"] = train.calls
-            if train.calls >= next_dev:
-                next_dev = (train.calls // cfg.eval_every + 1) * cfg.eval_every
-                row["dev_metric"] = dev()
-                if row["dev_metric"] > best_dev:  # strictly better than everything before, z = 0 included
-                    best_dev, best_Z = row["dev_metric"], search.Z.copy()
-            row["seconds"] = time.perf_counter() - g0
-            history.append(row)
-            if bar is not None:
-                bar.update(cfg.popsize)
-                bar.set_postfix(layer=row["layer"], loss=f"{search.incumbent:.3f}", dev=f"{best_dev:.3f}")
-            if callback is not None:
-                callback(history)
-    if bar is not None:
-        bar.close()
-    res = Result("bbtv2", task.name, model.name, asdict(cfg), best_Z, search.projs, cfg.n_prompt_tokens,
-                 model.hidden_size, search.layers, model.num_layers, train.position, history, best_dev, None,
-                 train.calls, 0.0, search.stop_reasons(rnd),
-                 {"seconds_per_call": train.seconds_per_call, "cache_seconds": train.cache_seconds,
-                  "layer_scales": scales.tolist(), "train_loss": search.incumbent})
-    finish(res, model, task, split, cfg, evaluate_test)
-    res.seconds = time.perf_counter() - t0
-    return res
+    p = setup(model, task, split, cfg)
+    loss = Loss(p.task, cfg.loss, calib.for_objective(cfg.calibration, model, p.task, split.train, p.train.position))
+    dev = DevScore(p.space, p.dev_api, p.task, model, split.train, cfg.calibration, p.train.position)
+    trace = tune(lambda Z: loss(p.train(p.space.candidates(Z))), p.opt, budget=cfg.budget, api=p.train, dev=dev,
+                 eval_every=cfg.eval_every, callback=callback, display=display, desc=f"BBTv2 {p.task.name}",
+                 checkpoint=checkpoint, resume=resume, fingerprint={"method": "bbtv2", **asdict(cfg)})
+    extra = {"cache_seconds": p.train.cache_seconds, "layer_scales": p.scales.tolist(), "train_loss": p.opt.incumbent}
+    return to_result("bbtv2", model, p.task, split, cfg, p.space, trace, p.train, t0, evaluate_test=evaluate_test,
+                     extra=extra)

@@ -14,7 +14,9 @@ Both methods rescale the label-word scores so that, on average, no word is favou
   softmax(log p − log p_cf), i.e. W = diag(p_cf)⁻¹ on probabilities.
 
 ``Calibration.fit`` estimates either from the model; ``Calibration.from_logits`` from logits the
-API already returned (no extra calls), which is how BBT and BBTv2 use it inside their objectives.
+API already returned. Inside the objectives of BBT, BBTv2 and AJO (``for_objective``), champion
+calibration is estimated per candidate from that candidate's own training batch (``calibrate_batch``,
+no extra calls), and contextual calibration is fitted once, under the manual prompt.
 """
 from __future__ import annotations
 

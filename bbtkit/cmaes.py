@@ -1,4 +1,5 @@
-"""A thin driver over pycma's ask/tell loop that counts API calls and records what happened.
+"""CMA-ES for the course: ``minimize`` (pycma's ``fmin`` on bbtkit's one tuning loop), 2-D test
+functions, a recorder for the pictures of notebook 02, and CMA-ES written out by hand.
 
 The heart of it is the loop every chapter shows::
 
@@ -14,46 +15,21 @@ reasons it stopped. Display only reads the records; ``display=False`` runs silen
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import cma
 import numpy as np
 
-
-def cma_options(popsize: int, seed: int, bound: float | None = None, **extra) -> dict:
-    """pycma options: population size, seed, optional box bounds [-bound, bound], no files, quiet."""
-    opts = {"popsize": int(popsize), "seed": int(seed) + 1, "verbose": -9, "verb_log": 0, "verb_disp": 0}
-    if bound:  # pycma's seed 0 means "random": shifted by one so that seed 0 is reproducible too
-        opts["bounds"] = [-float(bound), float(bound)]
-    opts.update(extra)
-    return opts
-
-
-@dataclass
-class Trace:
-    """What a run recorded. history: one dict per generation with calls, best_loss, mean_loss,
-    train_metric, seconds, and dev_metric where the dev set was evaluated."""
-
-    history: list[dict] = field(default_factory=list)
-    best_z: np.ndarray | None = None      # selected by the best dev metric (or lowest loss without dev)
-    best_dev: float = -np.inf
-    best_loss: float = np.inf
-    calls: int = 0
-    stop: dict = field(default_factory=dict)
-
-    def column(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(calls, values) of one recorded quantity, skipping generations where it is absent."""
-        rows = [h for h in self.history if h.get(key) is not None]
-        return np.array([h["calls"] for h in rows]), np.array([h[key] for h in rows], dtype=float)
+from .loop import Trace, tune  # noqa: F401  (Trace: what minimize returns)
+from .optimizers import CMA, cma_options  # noqa: F401  (notebooks import cma_options from here)
 
 
 def minimize(objective: Callable, dim: int, *, budget: int, popsize: int = 20, sigma0: float = 1.0,
              bound: float | None = None, seed: int = 0, x0=None, eval_every: int | None = None,
              dev: Callable | None = None, callback: Callable | None = None, display: bool = False,
-             desc: str = "CMA-ES") -> Trace:
-    """Minimise objective over R^dim with CMA-ES within ``budget`` evaluations.
+             desc: str = "CMA-ES", checkpoint=None, resume=None) -> Trace:
+    """Minimise objective over R^dim with CMA-ES within ``budget`` evaluations: pycma's ``fmin`` for
+    this course, the tuning loop (``bbtkit.loop.tune``) with the ``CMA`` optimizer.
 
     objective(X (pop, dim)) -> losses (pop,), or (losses, train metrics (pop,)).
     dev(z (dim,)) -> dev metric (higher is better), called on the starting point and then every
@@ -63,56 +39,9 @@ def minimize(objective: Callable, dim: int, *, budget: int, popsize: int = 20, s
     """
     if budget < popsize:
         raise ValueError(f"budget ({budget}) must allow at least one generation of popsize {popsize}.")
-    es = cma.CMAEvolutionStrategy(np.zeros(dim) if x0 is None else np.asarray(x0, float), sigma0,
-                                  cma_options(popsize, seed, bound))
-    trace = Trace()
-    if dev is not None:  # the starting point competes in model selection: a tuned z must beat it on dev
-        z0 = np.asarray(es.mean, dtype=float).copy()
-        trace.best_dev, trace.best_z = float(dev(z0)), z0
-        trace.history.append({"calls": 0, "best_loss": None, "mean_loss": None, "train_metric": None,
-                              "sigma": float(es.sigma), "dev_metric": trace.best_dev, "seconds": 0.0})
-    bar = _progress(budget, desc) if display else None
-    next_dev = eval_every or 0
-    while trace.calls + es.popsize <= budget and not es.stop():
-        t0 = time.perf_counter()
-        X = np.asarray(es.ask())                                     # (pop, dim)
-        out = objective(X)
-        losses, metrics = (out if isinstance(out, tuple) else (out, None))
-        losses = np.asarray(losses, dtype=float)
-        es.tell(list(X), losses.tolist())
-        trace.calls += len(X)
-        best = int(np.argmin(losses))
-        row = {"calls": trace.calls, "best_loss": float(losses[best]), "mean_loss": float(losses.mean()),
-               "train_metric": None if metrics is None else float(np.asarray(metrics)[best]),
-               "sigma": float(es.sigma), "dev_metric": None}
-        if losses[best] < trace.best_loss:
-            trace.best_loss = float(losses[best])
-            if dev is None:
-                trace.best_z = X[best].copy()
-        if dev is not None and eval_every and trace.calls >= next_dev:
-            next_dev = (trace.calls // eval_every + 1) * eval_every
-            row["dev_metric"] = float(dev(X[best]))
-            if row["dev_metric"] > trace.best_dev:
-                trace.best_dev, trace.best_z = row["dev_metric"], X[best].copy()
-        row["seconds"] = time.perf_counter() - t0
-        trace.history.append(row)
-        if bar is not None:
-            bar.update(len(X))
-            bar.set_postfix(loss=f"{row['best_loss']:.3f}",
-                            dev="-" if trace.best_dev == -np.inf else f"{trace.best_dev:.3f}")
-        if callback is not None:
-            callback(trace)
-    if bar is not None:
-        bar.close()
-    trace.stop = dict(es.stop()) or {"budget": f"{trace.calls} of {budget} calls used"}
-    if trace.best_z is None:
-        trace.best_z = np.asarray(es.result.xfavorite)
-    return trace
-
-
-def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="call", leave=False)
+    opt = CMA(dim, sigma0, popsize, seed, bound, x0)
+    return tune(objective, opt, budget=budget, dev=dev, eval_every=eval_every, callback=callback,
+                display=display, desc=desc, checkpoint=checkpoint, resume=resume)
 
 
 # --- for reading and drawing: 2-D test functions, a recorder, and CMA-ES by hand -------------------

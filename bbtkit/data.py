@@ -4,10 +4,8 @@ Every file holds one example a line: ``{"text_a": str, "text_b": str | null, "la
 A data directory looks like ``<dir>/<task>/{test.jsonl, train.jsonl?, fewshot/16-SEED/{train,dev}.jsonl}``
 plus, optionally, ``<dir>/index.json`` (label names, row counts) or ``<dir>/<task>/labels.json``.
 """
-
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import os
@@ -18,24 +16,15 @@ from typing import overload
 
 import numpy as np
 
+from .tasks import TASKS as _REGISTRY
+
 ENV_VAR = "BBTKIT_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the bbtkit package
-TASKS = ("sst2", "yelp", "agnews", "dbpedia", "mrpc", "snli", "qnli", "qqp")
+TASKS = tuple(_REGISTRY)  # the benchmark tasks' names, from the one task registry (tasks.TASKS)
 SAMPLERS = ("fewshot", "bbt")
 
-# Built-in label names (the same as index.json); used when no data directory says otherwise.
-TASK_LABELS: dict[str, list[str]] = {
-    "sst2": ["negative", "positive"],
-    "yelp": ["negative", "positive"],
-    "agnews": ["World", "Sports", "Business", "Sci/Tech"],
-    "dbpedia": ["Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder",
-                "MeanOfTransportation", "Building", "NaturalPlace", "Village", "Animal",
-                "Plant", "Album", "Film", "WrittenWork"],
-    "mrpc": ["not_equivalent", "equivalent"],
-    "snli": ["entailment", "neutral", "contradiction"],
-    "qnli": ["entailment", "not_entailment"],
-    "qqp": ["not_duplicate", "duplicate"],
-}
+# Built-in label names (the same as index.json), from the task registry; used when no data directory says otherwise.
+TASK_LABELS: dict[str, list[str]] = {name: list(t.class_names) for name, t in _REGISTRY.items()}
 
 # task -> (HF dataset, config or None, train split, test split, {our field: HF field or None}).
 # GLUE test labels are hidden, so BBT (and we) report GLUE validation as "test".
@@ -135,12 +124,9 @@ class Split:
 
 
 def check_task(task: str) -> str:
-    """Return task if known, else raise ValueError with a suggestion."""
-    if task in TASKS:
-        return task
-    close = difflib.get_close_matches(str(task).lower(), TASKS, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"Unknown task {task!r}.{hint} Known tasks: {', '.join(TASKS)}.")
+    """Return task if known, else raise ValueError with a suggestion (``tasks.get_task``'s)."""
+    from .tasks import get_task
+    return task if task in TASKS else get_task(task).name
 
 
 def _candidates() -> list[Path]:

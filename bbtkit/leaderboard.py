@@ -11,85 +11,52 @@ Budgets are the report's (3000 calls for SST-2 and DBPedia, 8000 for the others)
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .ajo import PAPER_BUDGETS, AJOConfig, run_ajo, run_feature_mlp
-from .api import evaluate
-from .bbt import BBTConfig, run_bbt
-from .bbtv2 import BBTv2Config, run_bbtv2
+from .baselines import demonstrations  # noqa: F401  (the leaderboard's in-context rows use it)
+from .methods import METHODS as REGISTRY, get_method, paper_budget
 from .results import Result, calls_to_reach, load_result
 from .tasks import get_task
 
 TASKS = ("sst2", "dbpedia", "snli", "qqp", "qnli")
 SEEDS = (13, 42, 100)
-# name -> the row label of notebook 07
-METHODS = {"manual": "Manual prompt", "in_context": "In-context learning", "feature_mlp": "Feature-MLP",
-           "bbt": "BBT", "bbtv2": "BBTv2", "bbtv2_cal": "BBTv2 + calibration", "ajo": "AJO"}
+METHODS = {name: m.label for name, m in REGISTRY.items()}  # name -> the row label of notebook 07
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "leaderboard"
 CPU_SCALE = 0.1
 TEST_SIZE = 500  # a fixed test subset per task (seed 0), so that a CPU table stays affordable
 
 
 def budget(task: str, scale: float = CPU_SCALE) -> int:
-    """The report's API budget for task, times scale (rounded to whole generations of 10)."""
-    return max(20, int(round(PAPER_BUDGETS[get_task(task).name] * scale / 10)) * 10)
+    """The report's API budget for task (``ajo.paper_budget``: 8000 for a task it did not run), times
+    scale, rounded to whole generations of 10."""
+    return max(20, int(round(paper_budget(task) * scale / 10)) * 10)
 
 
 def config(method: str, task: str, seed: int, scale: float = CPU_SCALE):
-    """The config of one tuned entry: cpu_quick presets (paper presets when scale == 1) with the
-    scaled budget. None for the methods that tune nothing."""
-    paper = scale >= 1
-    b = budget(task, scale)
-    if method == "bbt":
-        return dataclasses.replace(BBTConfig.paper(seed) if paper else BBTConfig.cpu_quick(seed), budget=b)
-    if method in ("bbtv2", "bbtv2_cal"):
-        cfg = BBTv2Config.paper(seed) if paper else BBTv2Config.cpu_quick(seed)
-        return dataclasses.replace(cfg, budget=b, calibration="champion" if method == "bbtv2_cal" else None)
-    if method in ("ajo", "feature_mlp"):
-        return dataclasses.replace(AJOConfig.paper(task, seed) if paper else AJOConfig.cpu_quick(seed), budget=b)
-    return None
-
-
-def demonstrations(split, per_class: int = 1):
-    """In-context learning's demonstrations: the first ``per_class`` training examples of each class,
-    interleaved class by class (so that the last one shown is not always the same class)."""
-    by_class: dict[int, list] = {}
-    for ex in split.train:
-        by_class.setdefault(ex.label, []).append(ex)
-    return [by_class[c][i] for i in range(per_class) for c in sorted(by_class) if i < len(by_class[c])]
+    """The config of one entry: the registry's cpu_quick preset (paper preset when scale >= 1) with
+    the scaled budget."""
+    return get_method(method).preset(get_task(task).name, seed, paper=scale >= 1, budget=budget(task, scale))
 
 
 def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SCALE, test_size: int | None = TEST_SIZE,
               root: str | Path = ROOT, recompute: bool = False, display: bool = False) -> Result:
     """One leaderboard cell: loaded from ``root`` when cached there (unless ``recompute``), else run
     and saved there. Tuned methods keep their history, so calls to a dev target can be read later."""
-    if method not in METHODS:
+    if method not in REGISTRY:
         raise ValueError(f"Unknown method {method!r}; the leaderboard's methods are {', '.join(METHODS)}.")
-    path = Path(root) / method / f"{get_task(task).name}-{seed}"
+    t = get_task(task)
+    path = Path(root) / method / f"{t.name}-{seed}"
     if (path / "result.json").exists() and not recompute:
         return load_result(path)
     from .data import load_split
 
-    t = get_task(task)
     split = load_split(t.name, seed=seed, test_size=test_size)
     t0 = time.perf_counter()
-    if method in ("manual", "in_context"):
-        shown = t.with_demonstrations(demonstrations(split), model.family) if method == "in_context" else t
-        metric = evaluate(model, shown, split.test)
-        dev = evaluate(model, shown, split.dev)
-        res = Result(method, t.name, model.name, {"seed": seed, "demonstrations_per_class": 1 if method == "in_context" else 0},
-                     np.zeros((0, 1)), [], 0, model.hidden_size, [], model.num_layers, "auto", [], dev, metric, 0)
-    else:
-        cfg = config(method, t.name, seed, scale)
-        runner = {"bbt": run_bbt, "bbtv2": run_bbtv2, "bbtv2_cal": run_bbtv2, "ajo": run_ajo,
-                  "feature_mlp": run_feature_mlp}[method]
-        res = runner(model, t, split, cfg, display=display)
-        res.method = method
-    res.seconds = time.perf_counter() - t0
+    res = REGISTRY[method].run(model, t, split, config(method, t.name, seed, scale), display=display)
+    res.method, res.seconds = method, time.perf_counter() - t0
     res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type,
                      dtype=str(model.dtype).removeprefix("torch."))
     res.save(path)

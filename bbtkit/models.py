@@ -93,11 +93,6 @@ class LM:
     def dtype(self) -> torch.dtype:
         return self.embeddings.weight.dtype
 
-    @property
-    def answer_token(self) -> str:
-        """Where the answer is read: the mask token for MLMs, the next token for causal LMs."""
-        return self.tokenizer.mask_token if self.family == "mlm" else "<next token>"
-
     def __repr__(self) -> str:
         return (f"LM({self.name!r}, family={self.family}, layers={self.num_layers}, hidden={self.hidden_size}, "
                 f"device={self.device.type}, dtype={str(self.dtype).replace('torch.', '')})")

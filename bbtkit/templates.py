@@ -143,14 +143,12 @@ def _truncate(fields: dict[int, list[int]], budget: int) -> None:
 
 @dataclass
 class Batch:
-    """Padded token ids of several examples. Shapes: ids, mask (batch, seq); answer (batch,);
-    prompt (batch, n); context (batch,)."""
+    """Padded token ids of several examples. Shapes: ids, mask (batch, seq); answer (batch,); prompt (batch, n)."""
 
     ids: torch.Tensor
     mask: torch.Tensor
     answer: torch.Tensor
     prompt: torch.Tensor
-    context: torch.Tensor
 
 
 def pad_batch(encoded: list[Encoded], pad_id: int, side: str = "right") -> Batch:
@@ -169,5 +167,4 @@ def pad_batch(encoded: list[Encoded], pad_id: int, side: str = "right") -> Batch
     shift = torch.tensor(shift)
     answer = torch.tensor([e.answer for e in encoded]) + shift
     prompt = torch.tensor([e.prompt for e in encoded], dtype=torch.long).reshape(len(encoded), -1) + shift[:, None]
-    context = torch.tensor([e.context for e in encoded]) + shift
-    return Batch(ids, mask, answer, prompt, context)
+    return Batch(ids, mask, answer, prompt)

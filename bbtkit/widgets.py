@@ -107,10 +107,11 @@ def bbt_runner(model, task, split, base_cfg=None):
     import ipywidgets as W
     from IPython.display import display
 
-    from .bbt import BBTConfig, run_bbt
+    from .methods import METHODS
     from .plots import run_curves
 
-    base_cfg = base_cfg or BBTConfig.cpu_quick()
+    method = METHODS["bbt"]
+    base_cfg = base_cfg or method.config.cpu_quick()
     d = W.IntSlider(base_cfg.intrinsic_dim, 5, 500, 5, description="d")
     n = W.IntSlider(base_cfg.n_prompt_tokens, 1, 20, description="tokens")
     sigma = W.FloatLogSlider(base_cfg.sigma, base=10, min=-2, max=1, description="σ0")
@@ -131,7 +132,7 @@ def bbt_runner(model, task, split, base_cfg=None):
                 run_curves(trace.history, f"{trace.calls} of {cfg.budget} calls")
                 plt.show()
 
-        res = run_bbt(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
+        res = method.run(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
         with out:
             print(res.summary())
 
@@ -146,10 +147,11 @@ def bbtv2_runner(model, task, split, base_cfg=None):
     import ipywidgets as W
     from IPython.display import display
 
-    from .bbtv2 import BBTv2Config, run_bbtv2
+    from .methods import METHODS
     from .plots import layer_curves
 
-    base_cfg = base_cfg or BBTv2Config.cpu_quick()
+    method = METHODS["bbtv2"]
+    base_cfg = base_cfg or method.config.cpu_quick()
     L = model.num_layers
     choices = {"all layers": None, "every third layer": tuple(range(0, L, 3)),
                "bottom half": tuple(range(L // 2)), "top half": tuple(range(L // 2, L)),
@@ -165,13 +167,13 @@ def bbtv2_runner(model, task, split, base_cfg=None):
                                   budget=max(budget.value, base_cfg.popsize + 1),
                                   eval_every=max(base_cfg.popsize, budget.value // 8))
 
-        def live(history):
+        def live(trace):
             with out:
                 out.clear_output(wait=True)
-                layer_curves(history, f"{history[-1]['calls']} of {cfg.budget} calls")
+                layer_curves(trace.history, f"{trace.calls} of {cfg.budget} calls")
                 plt.show()
 
-        res = run_bbtv2(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
+        res = method.run(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
         with out:
             print(res.summary())
 

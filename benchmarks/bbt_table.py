@@ -16,7 +16,7 @@ import bbtkit as bk
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--method", choices=["bbt", "bbtv2"], default="bbt")
+    ap.add_argument("--method", choices=[m for m, spec in bk.METHODS.items() if spec.tunes], default="bbt")
     ap.add_argument("--tasks", nargs="+", default=["sst2", "agnews"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[13, 42, 100])
     ap.add_argument("--test-size", type=int, default=1000, help="fixed test subset (SST-2's 872 are all used)")
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--words", nargs="+", help="label words that go with --template")
     args = ap.parse_args()
     out = args.out or f"runs/{args.method}"
-    config, run = {"bbt": (bk.BBTConfig, bk.run_bbt), "bbtv2": (bk.BBTv2Config, bk.run_bbtv2)}[args.method]
+    method = bk.METHODS[args.method]
     lm = bk.load_model()
     rows = {}
     for name in args.tasks:
@@ -36,12 +36,12 @@ def main() -> None:
         manual, tuned, minutes = [], [], []
         for seed in args.seeds:
             split = bk.load_split(name, seed=seed, test_size=args.test_size)
-            cfg = config.cpu_quick(seed=seed)
+            cfg = method.preset(name, seed)
             overrides = {k: type(getattr(cfg, k))(v) if getattr(cfg, k) is not None else float(v)
                          for k, v in (s.split("=") for s in args.set)}
             cfg = dataclasses.replace(cfg, **overrides)
             manual.append(bk.evaluate(lm, task, split.test))
-            res = run(lm, task, split, cfg, display=False)
+            res = method.run(lm, task, split, cfg, display=False)
             minutes.append(res.seconds / 60)
             tuned.append(res.test_metric)
             res.extra.update(manual_test=manual[-1], test_size=len(split.test), template=task.template(lm.family),

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import bbtkit as bk
+from bbtkit import ajo
 from bbtkit.ajo import evaluate_parts, make_head, mixture, train_head
 from bbtkit.data import Example, Examples, Split
 
@@ -144,3 +145,35 @@ def test_calls_to_reach():
     history = [{"calls": 1, "dev_metric": 0.5}, {"calls": 11, "dev_metric": None}, {"calls": 21, "dev_metric": 0.8}]
     assert bk.calls_to_reach(history, 0.5) == 1 and bk.calls_to_reach(history, 0.7) == 21
     assert bk.calls_to_reach(history, 0.9) is None
+
+
+def test_the_inline_loop_of_notebook_06_matches_run_ajo(toy_split):
+    """Notebook 06 section 2 writes AJO's first classifier phase and prompt phase by hand."""
+    from bbtkit import calibration as calib
+    from bbtkit.bbtv2 import setup
+    from bbtkit.objectives import candidate_losses
+
+    lm, cfg = positive_logit_roberta(), tiny_cfg()
+    task = bk.get_task("sst2")
+    p = setup(lm, task, toy_split, cfg, name="AJO")
+    joint = ajo.JointLoss(cfg, task, lm.hidden_size,
+                          calib.for_objective(cfg.calibration, lm, task, toy_split.train, p.train.position))
+    out = p.train(p.space.prompt(p.opt.Z)[None], return_hidden=True)
+    lm_probs = torch.softmax(joint.calibrate(out.logits)[0], -1)
+    ajo.train_head(joint.head, joint.adam, out.hidden[0], lm_probs, out.labels, cfg.mix, cfg.epochs,
+                   cfg.batch_size, joint.gen)
+
+    def score(o):
+        joint_logp = ajo.joint_log_probs(joint.calibrate(o.logits), o.hidden, joint.head, cfg.mix)
+        return candidate_losses(joint_logp, o.labels, cfg.loss, task)
+
+    p.opt.rescore(score(out)[0][0])
+    by_hand = []
+    for _ in range(cfg.phase_generations):
+        Z = p.opt.ask()
+        losses, _ = score(p.train(p.space.candidates(Z), return_hidden=True))
+        p.opt.tell(Z, losses)
+        by_hand.append((float(losses.min()), p.opt.incumbent))
+    res = bk.run_ajo(lm, task, toy_split, cfg, display=False, evaluate_test=False)
+    packaged = [(h["best_loss"], h["incumbent_loss"]) for h in res.history if h["phase"] == "prompts"]
+    np.testing.assert_allclose(by_hand, packaged[:cfg.phase_generations], rtol=0, atol=1e-6)

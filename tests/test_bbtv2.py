@@ -70,13 +70,26 @@ def test_cache_moves_up_one_layer_at_a_time_and_falls_back_when_lower_prompts_di
     api.cache_below(3, incumbent)  # from the state at layer 1: runs layers 1 and 2 only
     fresh = bk.BlackBoxLM(lm, "sst2", toy, position="after")
     fresh.cache_below(3, incumbent)  # from scratch
-    torch.testing.assert_close(api.forward_for(2).frozen[2], fresh.forward_for(2).frozen[2], atol=ATOL, rtol=0)
+    torch.testing.assert_close(api.forward_for(2).layer_cache[2], fresh.forward_for(2).layer_cache[2], atol=ATOL, rtol=0)
     other = incumbent.clone()
-    other[0] += 1.0  # disagrees below the frozen layer: must not use the cache
+    other[0] += 1.0  # disagrees below the cached layer: must not use the cache
     ref = bk.BlackBoxLM(lm, "sst2", toy, position="after")(other[None])
     torch.testing.assert_close(api(other[None]).logits, ref.logits, atol=0, rtol=0)
     with pytest.raises(ValueError, match="deep prompt of shape"):
         api.cache_below(2, incumbent[0])
+
+
+def test_the_layer_cache_finds_the_lowest_layer_where_candidates_differ(toy):
+    lm = bk.tiny_model("llama", layers=4)
+    torch.manual_seed(2)
+    cand = (0.5 * torch.randn(4, 2, lm.hidden_size)).expand(3, -1, -1, -1).clone()
+    cand[:, 2] += 0.1 * torch.randn(3, 2, lm.hidden_size)  # the population differs at layer 2 only
+    auto = bk.BlackBoxLM(lm, "sst2", toy, position="after", layer_cache=True)
+    out = auto(cand)
+    assert auto.forward_for(2).layer_cache[0] == 2 and auto.cache_seconds > 0
+    plain = bk.BlackBoxLM(lm, "sst2", toy, position="after")(cand)
+    torch.testing.assert_close(out.logits, plain.logits, atol=ATOL, rtol=0)
+    assert auto.calls == 3  # filling the cache is not an API call
 
 
 def test_clipped_std_ignores_outliers():

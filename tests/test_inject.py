@@ -104,7 +104,7 @@ def test_prompt_after_input_with_cached_keys_values_equals_full_forward(arch, n,
         deep = 0.5 * torch.randn(3, lm.num_layers, n, lm.hidden_size)
         cached = bk.BlackBoxLM(lm, task, ex, position="after", use_cache=True)
         full = bk.BlackBoxLM(lm, task, ex, position="after", use_cache=False)
-        assert cached.forward_for(n).cached and not full.forward_for(n).cached
+        assert cached.forward_for(n).context_cached and not full.forward_for(n).context_cached
         for p in (shallow, deep):
             a, b = cached(p, return_hidden=True), full(p, return_hidden=True)
             torch.testing.assert_close(a.logits, b.logits, atol=ATOL, rtol=0)
@@ -133,7 +133,7 @@ def test_empty_input_at_template_start_falls_back_to_full_forward():
     lm, task = bk.tiny_model("llama"), bk.Task("t", ("bad", "good"), {"causal": "{text_a} it was {mask}"})
     empty = Examples([Example("", None, 0)], name="content-free")
     api = bk.BlackBoxLM(lm, task, empty)
-    assert not api.forward_for(0).cached
+    assert not api.forward_for(0).context_cached
     torch.testing.assert_close(api().logits[0], stock_logits(lm, task, empty, 0, "after"), atol=ATOL, rtol=0)
 
 

@@ -1,4 +1,5 @@
 """The leaderboard's cache: each cell runs once, is saved, and loads into the table."""
+import numpy as np
 import pytest
 
 import bbtkit as bk
@@ -9,7 +10,8 @@ def test_budgets_keep_the_reports_ratio():
     assert lb.budget("sst2", 1.0) == 3000 and lb.budget("qqp", 1.0) == 8000
     assert lb.budget("sst2") == 300 and lb.budget("snli") == 800
     assert lb.config("bbtv2_cal", "sst2", 13).calibration == "champion"
-    assert lb.config("bbtv2", "qnli", 42).calibration is None and lb.config("manual", "sst2", 13) is None
+    assert lb.config("bbtv2", "qnli", 42).calibration is None and lb.config("manual", "sst2", 13).demonstrations_per_class == 0
+    assert lb.config("in_context", "sst2", 13).demonstrations_per_class == 1
     assert lb.config("ajo", "dbpedia", 100, scale=1.0) == bk.AJOConfig.paper("dbpedia", seed=100)
 
 
@@ -27,16 +29,32 @@ def test_entries_are_cached_and_tabled(tmp_path):
     assert set(table) == {"manual", "in_context", "bbtv2"} and set(table["bbtv2"]) == {"sst2"}
     stats = bk.load_leaderboard(tmp_path, stats=True)["manual"]["sst2"]
     assert stats["seeds"] == 2 and stats["calls"] == 0
-    # speed-up against itself: every seed reaches its own best dev after the same number of calls
-    pairs = lb.speedup(tmp_path, "bbtv2", "bbtv2", "sst2")
-    assert len(pairs) == 2 and all(a == b and a is not None for a, b in pairs)
-    assert lb.speedup(tmp_path, "ajo", "bbtv2", "sst2") == []  # no AJO runs cached: no pairs
-    # calls to a dev target set per seed by another row: a run reaches its own dev metric
-    assert len(lb.calls_to_target(tmp_path, "bbtv2", "sst2", above="bbtv2", margin=0.0)) == 2
-    assert None not in lb.calls_to_target(tmp_path, "bbtv2", "sst2", above="bbtv2", margin=0.0)
-    assert lb.calls_to_target(tmp_path, "bbtv2", "sst2", above="ajo") == []
     with pytest.raises(ValueError, match="leaderboard's methods"):
         lb.run_entry(lm, "lora", "sst2", 13, **kw)
+
+
+def _cached(root, method, seed, devs):
+    """A cached run whose dev metric was devs[calls] at those calls."""
+    res = bk.Result(method=method, task="sst2", model="m", config={}, z=np.zeros((0, 1)), projections=[],
+                    n_tokens=0, hidden=1, layers=[], num_layers=1, position="auto",
+                    history=[{"calls": c, "dev_metric": d} for c, d in devs.items()],
+                    dev_metric=max(devs.values()) if devs else None, test_metric=0.5)
+    res.save(root / method / f"sst2-{seed}")
+
+
+def test_speedup_and_calls_to_target_on_hand_written_histories(tmp_path):
+    _cached(tmp_path, "bbtv2", 13, {0: 0.5, 20: 0.7, 40: 0.8, 60: 0.8})   # its best dev, 0.8, first at 40
+    _cached(tmp_path, "ajo", 13, {0: 0.5, 10: 0.8, 30: 0.9})              # 0.8 at 10
+    _cached(tmp_path, "bbtv2", 42, {0: 0.6, 20: 0.9})                     # its best, 0.9, at 20
+    _cached(tmp_path, "ajo", 42, {0: 0.6, 20: 0.85})                      # never 0.9
+    _cached(tmp_path, "manual", 13, {0: 0.6})
+    _cached(tmp_path, "manual", 42, {0: 0.5})
+    assert lb.speedup(tmp_path, "ajo", "bbtv2", "sst2") == [(40, 10), (20, None)]
+    assert lb.speedup(tmp_path, "ajo", "bbt", "sst2") == []  # no BBT runs cached: no pairs
+    # the target is the other row's dev metric on the same seed plus the margin (at most 1.0)
+    assert lb.calls_to_target(tmp_path, "ajo", "sst2", above="manual", margin=0.05) == [10, 0]
+    assert lb.calls_to_target(tmp_path, "bbtv2", "sst2", above="manual", margin=0.25) == [None, 20]
+    assert lb.calls_to_target(tmp_path, "ajo", "sst2", above="manual", margin=0.5) == [None, None]
 
 
 def test_demonstrations_take_one_example_per_class():

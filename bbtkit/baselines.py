@@ -1,0 +1,73 @@
+"""The two rows every tuned method must beat, as methods in their own right: the manual prompt
+(the template alone, zero-shot) and in-context learning (one training example per class shown
+before the input). Neither tunes anything nor spends a training API call; both return a
+:class:`~bbtkit.results.Result` like the tuned methods, so that tables and the leaderboard read them alike.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .api import evaluate
+from .results import Result
+from .tasks import get_task
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """The manual prompt (demonstrations_per_class = 0) or in-context learning (>= 1)."""
+
+    demonstrations_per_class: int = 0  # training examples of each class shown before the input
+    seed: int = 42                     # the few-shot split's seed (nothing here is random)
+
+    def __post_init__(self) -> None:
+        if self.demonstrations_per_class < 0:
+            raise ValueError("PromptConfig: demonstrations_per_class must be 0 (manual prompt) or more.")
+
+    @classmethod
+    def cpu_quick(cls, seed: int = 42) -> "PromptConfig":
+        return cls(seed=seed)
+
+    @classmethod
+    def paper(cls, seed: int = 42) -> "PromptConfig":
+        return cls(seed=seed)
+
+
+def demonstrations(split, per_class: int = 1):
+    """In-context learning's demonstrations: the first ``per_class`` training examples of each class,
+    interleaved class by class (so that the last one shown is not always the same class)."""
+    by_class: dict[int, list] = {}
+    for ex in split.train:
+        by_class.setdefault(ex.label, []).append(ex)
+    return [by_class[c][i] for i in range(per_class) for c in sorted(by_class) if i < len(by_class[c])]
+
+
+def run_prompt(model, task, split, cfg: PromptConfig | None = None, *, display: bool = False,
+               evaluate_test: bool = True, method: str | None = None) -> Result:
+    """Score the manual template, or the template after demonstrations, on dev and test."""
+    cfg = cfg or PromptConfig()
+    t = get_task(task)
+    t0 = time.perf_counter()
+    k = cfg.demonstrations_per_class
+    shown = t.with_demonstrations(demonstrations(split, k), model.family) if k else t
+    res = Result(method=method or ("in_context" if k else "manual"), task=t.name, model=model.name,
+                 config=asdict(cfg), z=np.zeros((0, 1)), projections=[], n_tokens=0, hidden=model.hidden_size,
+                 layers=[], num_layers=model.num_layers, position="auto", dev_metric=evaluate(model, shown, split.dev))
+    if evaluate_test:
+        res.test_metric = evaluate(model, shown, split.test)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def run_manual(model, task, split, cfg: PromptConfig | None = None, **kw) -> Result:
+    """The manual prompt: the task's template and label words, nothing tuned."""
+    return run_prompt(model, task, split, PromptConfig(0, (cfg or PromptConfig()).seed), method="manual", **kw)
+
+
+def run_in_context(model, task, split, cfg: PromptConfig | None = None, **kw) -> Result:
+    """In-context learning: ``cfg.demonstrations_per_class`` (at least 1) examples per class first."""
+    cfg = cfg or PromptConfig(1)
+    return run_prompt(model, task, split, PromptConfig(max(1, cfg.demonstrations_per_class), cfg.seed),
+                      method="in_context", **kw)

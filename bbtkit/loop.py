@@ -1,0 +1,298 @@
+"""The one tuning loop. Every method hands it the same pieces:
+
+* ``evaluate(X) -> (losses, train metrics)``: a space, the API and an objective composed; for BBT
+  ``objective(api(space.candidates(X)))``;
+* an optimizer (``bbtkit.optimizers``) with ``ask``/``tell``/``stop``;
+* a dev score ``dev(z) -> metric`` for model selection (the starting point competes: a tuned z must
+  be strictly better on dev);
+
+and the loop owns the rest: the budget in API calls, a record per generation, dev selection every
+``eval_every`` calls, the progress bar, callbacks, checkpoints, resuming and the stop reasons. Its
+heart is the loop every chapter shows::
+
+    while not opt.stop():
+        X = opt.ask()
+        opt.tell(X, evaluate(X)[0])
+
+A stopped run keeps what it found: Ctrl-C, ``BudgetExceededError`` or an exception in a callback
+end the loop, and the trace (best z so far, history) is returned with ``stop`` saying why.
+``checkpoint="file"`` writes the run's state every few generations, atomically; ``resume="file"``
+rebuilds it without an API call (the optimizer is told the recorded losses again, which rebuilds
+its state exactly) and goes on, to the same end as a run never stopped.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import calibration as calib
+from .api import BudgetExceededError, evaluate as evaluate_prompt
+from .results import Result
+
+
+@dataclass
+class Trace:
+    """What a run recorded, and what every callback receives, for every method.
+
+    history: one dict per generation (calls, best_loss, mean_loss, train_metric, sigma, dev_metric,
+    seconds, and the optimizer's own: layer, round, incumbent_loss); best_z: the z selected by the
+    best dev metric (or the lowest loss without dev), so far; stop: why the run ended.
+    """
+
+    history: list[dict] = field(default_factory=list)
+    best_z: np.ndarray | None = None
+    best_dev: float = -np.inf
+    best_loss: float = np.inf
+    calls: int = 0
+    budget: int = 0
+    stop: dict = field(default_factory=dict)
+    interrupted: bool = False
+    best_state: dict | None = None  # what a stateful objective had at the best dev (AJO: f's weights)
+
+    @property
+    def last(self) -> dict | None:
+        return self.history[-1] if self.history else None
+
+    def column(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(calls, values) of one recorded quantity, skipping generations where it is absent."""
+        rows = [h for h in self.history if h.get(key) is not None]
+        return np.array([h["calls"] for h in rows]), np.array([h[key] for h in rows], dtype=float)
+
+
+class _Counter:
+    """API calls spent: the API's own count, or one call per candidate when there is no API."""
+
+    def __init__(self, api):
+        self.api, self.own = api, 0
+
+    def __call__(self) -> int:
+        return self.api.calls if self.api is not None else self.own
+
+    def set(self, calls: int) -> None:
+        if self.api is not None:
+            self.api.calls = calls
+        self.own = calls
+
+
+def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None = None,
+         eval_every: int | None = None, refresh: Callable | None = None, refresh_every: int | None = None,
+         stateful=None, tag: dict | None = None, callback: Callable | None = None, display: bool = False, desc: str = "tuning",
+         checkpoint: str | Path | None = None, checkpoint_every: int = 5, resume: str | Path | None = None,
+         fingerprint: dict | None = None) -> Trace:
+    """Run ``opt`` on ``evaluate`` within ``budget`` API calls; return the :class:`Trace`.
+
+    api: the training ``BlackBoxLM`` whose calls count (else one call per candidate).
+    refresh() -> (row, incumbent loss): AJO's classifier phase; runs first and then after every
+    ``refresh_every`` generations, and may spend calls. Optimizers with ``rescore`` (layer-wise
+    CMA-ES) need their starting point's loss: without a refresh, the loop spends one call on it.
+    stateful: an object with ``state()``, ``load_state(state)`` and ``snapshot()`` whose state goes
+    into checkpoints (AJO's classifier); ``snapshot()`` is kept with the best dev. tag: fields added to
+    every generation's record (AJO: ``{"phase": "prompts"}``).
+    callback(trace) runs after every generation. fingerprint: what a resumed run must match (the config).
+    """
+    trace, count = Trace(budget=budget), _Counter(api)
+    events: list[dict] = []  # what the optimizer was told, in order: replayed on resume
+    state = {"since_refresh": 0, "refreshes": 0, "next_dev": eval_every or 0}
+    needs_incumbent = hasattr(opt, "rescore")
+
+    def consider(row: dict, z, force: bool = False) -> None:
+        if dev is None or not (force or (eval_every and count() >= state["next_dev"])):
+            return
+        if eval_every:
+            state["next_dev"] = (count() // eval_every + 1) * eval_every
+        row["dev_metric"] = float(dev(z))
+        if row["dev_metric"] > trace.best_dev:  # strictly better than everything before, the start included
+            trace.best_dev, trace.best_z = row["dev_metric"], np.array(z, dtype=float)
+            trace.best_state = stateful.snapshot() if stateful is not None else None
+
+    def finish_row(row: dict, t0: float) -> None:
+        row["seconds"] = time.perf_counter() - t0
+        trace.history.append(row)
+        trace.calls = count()
+        if bar is not None:
+            bar.update(trace.calls - bar.n)
+            bar.set_postfix(loss=f"{row['best_loss']:.3f}" if row.get("best_loss") is not None else "-",
+                            dev="-" if trace.best_dev == -np.inf else f"{trace.best_dev:.3f}")
+
+    def do_refresh() -> None:
+        t0 = time.perf_counter()
+        row, loss = refresh()
+        opt.rescore(loss)
+        events.append({"rescore": float(loss)})
+        state["refreshes"] += 1
+        state["since_refresh"] = 0
+        consider(row, opt.start if state["refreshes"] == 1 else opt.selected, force=state["refreshes"] == 1)
+        finish_row(row, t0)
+
+    bar = progress_bar(budget, desc) if display else None
+    try:
+        if resume is not None and Path(resume).exists():
+            _restore(Path(resume), opt, trace, events, state, count, stateful, fingerprint)
+        else:
+            t0 = time.perf_counter()
+            if refresh is not None:
+                do_refresh()
+            elif needs_incumbent or dev is not None:  # the starting point's record
+                row = {"calls": 0, "best_loss": None, "mean_loss": None, "train_metric": None,
+                       **getattr(opt, "start_info", opt.info)(), "dev_metric": None}
+                if needs_incumbent:  # the starting point's loss: the incumbent to beat
+                    losses, metrics = evaluate(opt.start[None])
+                    opt.rescore(losses[0])
+                    events.append({"rescore": float(losses[0])})
+                    row.update(calls=count(), best_loss=float(losses[0]), mean_loss=float(losses[0]),
+                               incumbent_loss=float(losses[0]), train_metric=float(np.asarray(metrics)[0]))
+                consider(row, opt.start, force=True)
+                finish_row(row, t0)
+        while not opt.stop():
+            if refresh is not None and refresh_every and state["since_refresh"] >= refresh_every:
+                if count() + 1 + opt.popsize > budget:
+                    break
+                do_refresh()
+            if count() + opt.popsize > budget:
+                break
+            t0 = time.perf_counter()
+            X = opt.ask()
+            out = evaluate(X)
+            losses, metrics = out if isinstance(out, tuple) else (out, None)
+            losses = np.asarray(losses, dtype=float)
+            opt.tell(X, losses)
+            events.append({"tell": losses.tolist()})
+            count.own += len(X)
+            state["since_refresh"] += 1
+            b = int(np.argmin(losses))
+            row = {"calls": count(), "best_loss": float(losses[b]), "mean_loss": float(losses.mean()),
+                   "train_metric": None if metrics is None else float(np.asarray(metrics)[b]),
+                   **opt.info(), **(tag or {}), "dev_metric": None}
+            if losses[b] < trace.best_loss:
+                trace.best_loss = float(losses[b])
+                if dev is None:
+                    trace.best_z = np.array(opt.selected, dtype=float)
+            consider(row, opt.selected)
+            finish_row(row, t0)
+            if checkpoint is not None and len(events) % checkpoint_every == 0:
+                _save(Path(checkpoint), trace, events, state, stateful, fingerprint)
+            if callback is not None:
+                try:
+                    callback(trace)
+                except Exception as err:  # noqa: BLE001  (a broken live plot must not lose the run)
+                    trace.stop = {"callback error": f"{type(err).__name__}: {err}"}
+                    break
+    except KeyboardInterrupt:
+        trace.stop, trace.interrupted = {"interrupted": "KeyboardInterrupt (Ctrl-C)"}, True
+    except BudgetExceededError as err:
+        trace.stop = {"budget error": str(err)}
+    finally:
+        if bar is not None:
+            bar.close()
+    trace.calls = count()
+    if not trace.stop:
+        trace.stop = opt.stop() or {"budget": f"{trace.calls} of {budget} calls used"}
+    trace.stop.update(getattr(opt, "summary", dict)())
+    if refresh is not None:
+        trace.stop["classifier phases"] = state["refreshes"]
+    if trace.best_z is None:  # nothing selected (no generation ran): where the optimizer stands
+        trace.best_z = np.asarray(opt.final(), dtype=float)
+    if checkpoint is not None:
+        _save(Path(checkpoint), trace, events, state, stateful, fingerprint)
+    return trace
+
+
+def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, t0: float, *,
+              evaluate_test: bool = True, extra: dict | None = None, classifier=None, score_test=None) -> Result:
+    """The :class:`Result` of a run: the selected z in its space, the records, the calibration that goes
+    with the prompt (when the config has one) and the test metric (not after Ctrl-C: the user is
+    waiting; ``bk.evaluate(model, task, split.test, res.prompt)`` gives it later).
+
+    score_test(res, model, task, split) replaces the plain test metric (AJO scores its mixture)."""
+    z = np.asarray(trace.best_z, dtype=float).reshape(len(space.layers), -1)
+    res = Result(method=method, task=task.name, model=model.name, config=asdict(cfg), z=z,
+                 projections=list(space.projections), n_tokens=space.n, hidden=space.hidden,
+                 layers=list(space.layers), num_layers=model.num_layers, position=train.position,
+                 history=trace.history, dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
+                 api_calls=train.calls, stop=trace.stop, classifier=classifier,
+                 extra={"seconds_per_call": train.seconds_per_call, **(extra or {})})
+    if cfg.calibration:
+        res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
+                                                    res.position).to_dict()
+    if evaluate_test and not trace.interrupted:
+        if score_test is not None:
+            score_test(res, model, task, split)
+        else:
+            res.test_metric = evaluate_prompt(model, task, split.test, res.prompt, position=res.position,
+                                              calibration=res.calibration)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def progress_bar(total: int, desc: str, unit: str = "call"):
+    """A progress bar over API calls (a notebook widget in Jupyter, text elsewhere); cleared when done."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+
+
+# --- checkpoints: one JSON file, written atomically; tensors as base64 safetensors ------------------
+def _save(path: Path, trace: Trace, events, state, stateful, fingerprint) -> None:
+    doc = {"version": 1, "fingerprint": fingerprint, "events": events, "state": state,
+           "history": trace.history, "best_z": None if trace.best_z is None else np.asarray(trace.best_z).tolist(),
+           "best_dev": trace.best_dev if np.isfinite(trace.best_dev) else None,
+           "best_loss": trace.best_loss if np.isfinite(trace.best_loss) else None, "calls": trace.calls,
+           "objective": _pack(stateful.state()) if stateful is not None else None,
+           "best_state": _pack(trace.best_state) if trace.best_state is not None else None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, default=_plain)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _restore(path: Path, opt, trace: Trace, events, state, count, stateful, fingerprint) -> None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"The checkpoint {path} cannot be read ({type(err).__name__}); delete it to start afresh.") from None
+    if fingerprint is not None and doc.get("fingerprint") != json.loads(json.dumps(fingerprint, default=_plain)):
+        raise ValueError(f"The checkpoint {path} belongs to another run (its config differs); pass the same "
+                         "config, or another checkpoint path.")
+    for ev in doc["events"]:  # the optimizer told the same losses again: its state, rebuilt exactly
+        if "rescore" in ev:
+            opt.rescore(ev["rescore"])
+        else:
+            opt.tell(opt.ask(), np.asarray(ev["tell"]))
+    events.extend(doc["events"])
+    state.update(doc["state"])
+    trace.history = doc["history"]
+    trace.best_z = None if doc["best_z"] is None else np.asarray(doc["best_z"], dtype=float)
+    trace.best_dev = -np.inf if doc["best_dev"] is None else doc["best_dev"]
+    trace.best_loss = np.inf if doc["best_loss"] is None else doc["best_loss"]
+    trace.calls = doc["calls"]
+    count.set(doc["calls"])
+    if stateful is not None and doc["objective"] is not None:
+        stateful.load_state(_unpack(doc["objective"]))
+        trace.best_state = None if doc["best_state"] is None else _unpack(doc["best_state"])
+
+
+def _pack(tensors: dict) -> str:
+    from safetensors.torch import save
+    return base64.b64encode(save({k: v.contiguous() for k, v in tensors.items()})).decode()
+
+
+def _unpack(text: str) -> dict:
+    from safetensors.torch import load
+    return load(base64.b64decode(text))
+
+
+def _plain(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)

@@ -1,0 +1,164 @@
+"""The one tuning loop: a stopped run keeps what it found, a checkpoint resumes to the same end as a
+run never stopped, and the method modules keep to the black-box rule in their imports."""
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bbtkit as bk
+from bbtkit.data import Example, Examples, Split
+from bbtkit.optimizers import CMA, LayerwiseCMA
+
+from test_ajo import positive_logit_roberta
+
+
+@pytest.fixture(scope="module")
+def toy_split(toy):
+    dev = Examples([Example("fun and good", None, 1), Example("awful", None, 0)], name="dev")
+    return Split("sst2", 0, toy, dev, toy)
+
+
+SMALL = dict(n_prompt_tokens=2, intrinsic_dim=8, popsize=4, eval_every=8)
+CASES = {  # method -> (run, config, model): long enough for more than three generations after the stop
+    "bbt": (bk.run_bbt, lambda: dataclasses.replace(bk.BBTConfig.cpu_quick(seed=3), budget=40, **SMALL),
+            lambda: bk.tiny_model("llama")),
+    "bbtv2": (bk.run_bbtv2, lambda: dataclasses.replace(bk.BBTv2Config.cpu_quick(seed=3), budget=41, **SMALL),
+              lambda: bk.tiny_model("llama", layers=3)),
+    "ajo": (bk.run_ajo, lambda: dataclasses.replace(bk.AJOConfig.cpu_quick(seed=5), budget=40, phase_generations=3,
+                                                     head_width=16, batch_size=2, **SMALL), positive_logit_roberta),
+}
+
+
+class StopAfter:
+    """A callback that presses Ctrl-C after n generations and remembers what the loop reported."""
+
+    def __init__(self, n: int):
+        self.n, self.seen = n, []
+
+    def __call__(self, trace):
+        self.seen.append((trace.calls, None if trace.best_z is None else trace.best_z.copy(), trace.best_dev))
+        if len(self.seen) == self.n:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("method", list(CASES))
+def test_ctrl_c_returns_the_best_so_far_and_the_checkpoint_resumes_to_the_same_end(method, toy_split, tmp_path):
+    run, make_cfg, make_model = CASES[method]
+    lm, cfg = make_model(), make_cfg()
+    whole = run(lm, "sst2", toy_split, cfg, display=False)
+
+    stopper, ckpt = StopAfter(3), tmp_path / f"{method}.ckpt.json"
+    stopped = run(lm, "sst2", toy_split, cfg, display=False, callback=stopper, checkpoint=ckpt)
+    calls, best_z, best_dev = stopper.seen[-1]
+    assert "interrupted" in stopped.stop and stopped.test_metric is None
+    assert stopped.api_calls == calls < whole.api_calls
+    np.testing.assert_array_equal(stopped.z.reshape(-1), best_z.reshape(-1))  # the best z so far, kept
+    assert stopped.dev_metric == best_dev and stopped.prompt is not None
+    assert ckpt.exists()
+
+    resumed = run(lm, "sst2", toy_split, cfg, display=False, resume=ckpt)
+    assert resumed.api_calls == whole.api_calls and "interrupted" not in resumed.stop
+    np.testing.assert_allclose(resumed.z, whole.z, atol=1e-6, rtol=0)
+    assert resumed.dev_metric == whole.dev_metric and resumed.test_metric == whole.test_metric
+    assert [h["calls"] for h in resumed.history] == [h["calls"] for h in whole.history]
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(toy_split, tmp_path):
+    run, make_cfg, make_model = CASES["bbt"]
+    lm, cfg = make_model(), make_cfg()
+    run(lm, "sst2", toy_split, cfg, display=False, callback=StopAfter(2), checkpoint=tmp_path / "c.json")
+    with pytest.raises(ValueError, match="another run"):
+        run(lm, "sst2", toy_split, dataclasses.replace(cfg, sigma=0.5), display=False, resume=tmp_path / "c.json")
+
+
+def test_a_failing_callback_ends_the_run_with_its_reason_and_keeps_the_result(toy_split):
+    run, make_cfg, make_model = CASES["bbt"]
+
+    def broken(trace):
+        raise RuntimeError("the live plot broke")
+
+    res = run(make_model(), "sst2", toy_split, make_cfg(), display=False, callback=broken)
+    assert res.stop == {"callback error": "RuntimeError: the live plot broke"}
+    assert res.api_calls == 4 and res.z.shape == (1, 8) and res.test_metric is not None
+
+
+def test_a_budget_error_inside_the_objective_ends_the_run_cleanly():
+    opt = CMA(3, 1.0, popsize=4, seed=0)
+
+    class API:  # the loop reads and restores only the call counter
+        calls = 0
+
+    api = API()
+
+    def evaluate(X):
+        if api.calls >= 8:
+            raise bk.BudgetExceededError("spent")
+        api.calls += len(X)
+        return np.sum(np.square(X), 1)
+
+    trace = bk.tune(evaluate, opt, budget=100, api=api)
+    assert trace.stop == {"budget error": "spent"} and trace.calls == 8 and len(trace.history) == 2
+
+
+def test_layerwise_cma_keeps_a_block_only_if_the_whole_prompt_improves():
+    opt = LayerwiseCMA(2, 3, 1.0, popsize=4, seeds=[0, 1], names=[5, 7])
+    opt.rescore(1.0)
+    X = opt.ask()
+    assert X.shape == (4, 2, 3) and opt.info()["layer"] == 5 and not X[:, 1].any()
+    opt.tell(X, [2.0, 3.0, 4.0, 5.0])  # all worse than the incumbent: nothing kept
+    assert not opt.Z.any() and opt.incumbent == 1.0
+    X = opt.ask()
+    assert opt.info()["layer"] == 7 and opt.info()["round"] == 1
+    opt.tell(X, [2.0, 0.5, 4.0, 5.0])
+    np.testing.assert_array_equal(opt.Z[1], X[1, 1])
+    assert opt.incumbent == 0.5 and not opt.Z[0].any()
+    opt.ask()
+    assert opt.info()["round"] == 2 and opt.info()["layer"] == 5
+
+
+# --- the black-box rule, visible in the imports ---------------------------------------------------
+PACKAGE = Path(bk.__file__).parent
+# Modules that hold model internals or load models; every other module sees the model only through the API.
+INSIDE = {"inject", "models", "api", "__init__", "__main__"}
+FORBIDDEN = {"inject", "models", "transformers"}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # from .inject import ...  /  from . import inject
+                names |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            elif node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_method_modules_import_neither_inject_nor_transformers_nor_models():
+    method_modules = {m.run.__module__.rsplit(".", 1)[-1] for m in bk.METHODS.values()}
+    method_modules |= {"loop", "optimizers", "spaces", "objectives", "calibration", "leaderboard", "methods"}
+    assert {"bbt", "bbtv2", "ajo", "baselines"} <= method_modules
+    for name in sorted(method_modules - INSIDE):
+        bad = _imports(PACKAGE / f"{name}.py") & FORBIDDEN
+        assert not bad, f"bbtkit/{name}.py imports {sorted(bad)}: a method sees the model only through bbtkit.api"
+
+
+def test_the_import_check_catches_a_forbidden_import(tmp_path):
+    bad = tmp_path / "m.py"
+    bad.write_text("from . import inject\nfrom .models import LM\nimport transformers.models\n")
+    assert _imports(bad) & FORBIDDEN == {"inject", "models", "transformers"}
+
+
+def test_every_registered_method_has_presets_and_a_run_function():
+    for name, m in bk.METHODS.items():
+        cfg = m.preset("sst2", 13, budget=60)
+        assert dataclasses.is_dataclass(cfg) and callable(m.run), name
+        assert m.preset("sst2", 13, paper=True) is not None
+        if m.tunes:
+            assert cfg.budget == 60
+    with pytest.raises(ValueError, match="registered methods"):
+        bk.get_method("lora")
