@@ -15,6 +15,7 @@ from .ajo import AJOConfig, paper_budget, run_ajo, run_feature_mlp
 from .baselines import PromptConfig, run_in_context, run_manual
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
+from .random_search import RandomSearchConfig, run_random_search
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ METHODS: dict[str, Method] = {
     "bbtv2": Method("BBTv2", BBTv2Config, run_bbtv2),
     "bbtv2_cal": Method("BBTv2 + calibration", BBTv2Config, run_bbtv2, (("calibration", "champion"),)),
     "ajo": Method("AJO", AJOConfig, run_ajo),
+    "random": Method("Random search", RandomSearchConfig, run_random_search),
 }
 
 
