@@ -1,7 +1,7 @@
 """bbtkit: gradient-free tuning of language models through their inference API alone."""
 from . import cmaes, loop, objectives, optimizers, plots, projection, runtime, spaces
 from .ajo import AJOConfig, run_ajo, run_feature_mlp
-from .api import APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits, top_tokens
+from .api import APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
 from .calibration import Calibration
@@ -13,6 +13,6 @@ from .models import LM, ModelNotAvailableError, load_model, tiny_model
 from .results import Result, calls_to_reach, load_result
 from .runtime import pick_device, pick_dtype, set_seed
 from .tasks import TASKS, LabelWordError, Task, get_task
-from .widgets import show
+from .widgets import show, top_tokens
 
 __version__ = "0.1.0"

@@ -195,7 +195,7 @@ def predict_parts(model, task, examples, res: Result) -> dict[str, torch.Tensor]
     lm = torch.softmax(cal.apply(logits) if cal is not None else logits, -1)
     res.classifier.eval()
     f = torch.softmax(res.classifier(hidden.float()), -1)
-    mix = res.extra["head"]["mix"]
+    mix = res.head_spec["mix"]
     return {"joint": mix * lm + (1 - mix) * f, "lm": lm, "classifier": f}
 
 
@@ -260,7 +260,7 @@ def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool =
     """Alternate the classifier f (gradient descent) and BBTv2's per-layer CMA-ES on the joint loss.
 
     Returns a :class:`Result` like ``run_bbtv2``'s, plus ``res.classifier`` (f, saved with the
-    result) and ``res.extra["test_parts"]``: the test metric of the mixture, of the calibrated LM
+    result) and ``res.test_parts``: the test metric of the mixture, of the calibrated LM
     alone and of f alone. History rows with ``phase == "classifier"`` are f's updates.
     """
     cfg = cfg or AJOConfig.cpu_quick()

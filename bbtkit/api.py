@@ -337,18 +337,3 @@ def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "a
     preds = logits.argmax(-1).numpy()
     metric = task.score(preds, [ex.label for ex in examples])
     return (metric, preds) if return_predictions else metric
-
-
-@torch.no_grad()
-def top_tokens(model, task, example, k: int = 10) -> list[tuple[str, float]]:
-    """The k most likely tokens at the answer position over the whole vocabulary (no prompt).
-
-    For teaching: this is what a language model predicts before a verbalizer narrows it down
-    to the label words.
-    """
-    from .templates import encode_example
-
-    enc = encode_example(model, get_task(task), example)
-    logits = model.model(input_ids=torch.tensor([enc.ids], device=model.device)).logits[0, enc.answer]
-    top = torch.softmax(logits.float(), -1).topk(k)
-    return [(model.tokenizer.decode([int(i)]), float(v)) for v, i in zip(top.values, top.indices)]

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import calibration as calib
 from .api import BudgetExceededError, evaluate as evaluate_prompt
-from .results import Result
+from .results import Result, _jsonable as _plain
 
 
 @dataclass
@@ -288,11 +288,3 @@ def _pack(tensors: dict) -> str:
 def _unpack(text: str) -> dict:
     from safetensors.torch import load
     return load(base64.b64decode(text))
-
-
-def _plain(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)

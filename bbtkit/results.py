@@ -61,6 +61,32 @@ class Result:
             deep[layer] = row
         return deep
 
+    # What the methods and benchmarks record beyond the fields, read by name (None when not recorded).
+    @property
+    def seconds_per_call(self) -> float | None:
+        """Mean wall seconds per training API call."""
+        return self.extra.get("seconds_per_call")
+
+    @property
+    def test_parts(self) -> dict | None:
+        """AJO and Feature-MLP: the test metric of the mixture ("joint"), the calibrated LM ("lm") and f ("classifier")."""
+        return self.extra.get("test_parts")
+
+    @property
+    def head_spec(self) -> dict | None:
+        """AJO and Feature-MLP: what rebuilds the classifier f (kind, hidden, classes, width) and its mixture weight."""
+        return self.extra.get("head")
+
+    @property
+    def manual_test(self) -> float | None:
+        """The manual prompt's test metric on the same test set, where the run recorded it (benchmarks do)."""
+        return self.extra.get("manual_test")
+
+    @property
+    def test_size(self) -> int | None:
+        """How many test examples ``test_metric`` was measured on, where recorded."""
+        return self.extra.get("test_size")
+
     @property
     def calibration(self):
         """The fitted calibration that goes with the prompt (None when the run used none)."""

@@ -6,8 +6,22 @@ import numpy as np
 import torch
 
 from .api import label_logits
+from .templates import encode_example
 from .data import Example, Examples
 from .tasks import Task, get_task
+
+
+@torch.no_grad()
+def top_tokens(model, task, example, k: int = 10) -> list[tuple[str, float]]:
+    """The k most likely tokens at the answer position over the whole vocabulary (no prompt).
+
+    For teaching: this is what a language model predicts before a verbalizer narrows it down
+    to the label words.
+    """
+    enc = encode_example(model, get_task(task), example)
+    logits = model.model(input_ids=torch.tensor([enc.ids], device=model.device)).logits[0, enc.answer]
+    top = torch.softmax(logits.float(), -1).topk(k)
+    return [(model.tokenizer.decode([int(i)]), float(v)) for v, i in zip(top.values, top.indices)]
 
 
 def label_word_probs(lm, task: Task, text: str, text_b: str | None = None) -> dict[str, float]:
