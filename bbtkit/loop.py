@@ -84,7 +84,7 @@ class _Counter:
 def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None = None,
          eval_every: int | None = None, refresh: Callable | None = None, refresh_every: int | None = None,
          stateful=None, tag: dict | None = None, callback: Callable | None = None, display: bool = False, desc: str = "tuning",
-         checkpoint: str | Path | None = None, checkpoint_every: int = 5, resume: str | Path | None = None,
+         checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: str | Path | None = None,
          fingerprint: dict | None = None) -> Trace:
     """Run ``opt`` on ``evaluate`` within ``budget`` API calls; return the :class:`Trace`.
 
@@ -99,7 +99,9 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     """
     trace, count = Trace(budget=budget), _Counter(api)
     events: list[dict] = []  # what the optimizer was told, in order: replayed on resume
-    state = {"since_refresh": 0, "refreshes": 0, "next_dev": eval_every or 0}
+    # what a checkpoint needs besides the events; "clean": no step is half done (a Ctrl-C inside an API
+    # call or a classifier phase leaves the previous checkpoint, which is consistent, in place)
+    state = {"since_refresh": 0, "refreshes": 0, "next_dev": eval_every or 0, "calls": 0, "clean": True}
     needs_incumbent = hasattr(opt, "rescore")
 
     def consider(row: dict, z, force: bool = False) -> None:
@@ -115,14 +117,15 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     def finish_row(row: dict, t0: float) -> None:
         row["seconds"] = time.perf_counter() - t0
         trace.history.append(row)
-        trace.calls = count()
+        trace.calls = state["calls"] = count()
+        state["clean"] = True
         if bar is not None:
             bar.update(trace.calls - bar.n)
             bar.set_postfix(loss=f"{row['best_loss']:.3f}" if row.get("best_loss") is not None else "-",
                             dev="-" if trace.best_dev == -np.inf else f"{trace.best_dev:.3f}")
 
     def do_refresh() -> None:
-        t0 = time.perf_counter()
+        t0, state["clean"] = time.perf_counter(), False
         row, loss = refresh()
         opt.rescore(loss)
         events.append({"rescore": float(loss)})
@@ -136,7 +139,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
         if resume is not None and Path(resume).exists():
             _restore(Path(resume), opt, trace, events, state, count, stateful, fingerprint)
         else:
-            t0 = time.perf_counter()
+            t0, state["clean"] = time.perf_counter(), False
             if refresh is not None:
                 do_refresh()
             elif needs_incumbent or dev is not None:  # the starting point's record
@@ -157,7 +160,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
                 do_refresh()
             if count() + opt.popsize > budget:
                 break
-            t0 = time.perf_counter()
+            t0, state["clean"] = time.perf_counter(), False
             X = opt.ask()
             out = evaluate(X)
             losses, metrics = out if isinstance(out, tuple) else (out, None)
@@ -199,7 +202,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
         trace.stop["classifier phases"] = state["refreshes"]
     if trace.best_z is None:  # nothing selected (no generation ran): where the optimizer stands
         trace.best_z = np.asarray(opt.final(), dtype=float)
-    if checkpoint is not None:
+    if checkpoint is not None and state["clean"]:
         _save(Path(checkpoint), trace, events, state, stateful, fingerprint)
     return trace
 
@@ -242,7 +245,7 @@ def _save(path: Path, trace: Trace, events, state, stateful, fingerprint) -> Non
     doc = {"version": 1, "fingerprint": fingerprint, "events": events, "state": state,
            "history": trace.history, "best_z": None if trace.best_z is None else np.asarray(trace.best_z).tolist(),
            "best_dev": trace.best_dev if np.isfinite(trace.best_dev) else None,
-           "best_loss": trace.best_loss if np.isfinite(trace.best_loss) else None, "calls": trace.calls,
+           "best_loss": trace.best_loss if np.isfinite(trace.best_loss) else None,
            "objective": _pack(stateful.state()) if stateful is not None else None,
            "best_state": _pack(trace.best_state) if trace.best_state is not None else None}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,8 +276,8 @@ def _restore(path: Path, opt, trace: Trace, events, state, count, stateful, fing
     trace.best_z = None if doc["best_z"] is None else np.asarray(doc["best_z"], dtype=float)
     trace.best_dev = -np.inf if doc["best_dev"] is None else doc["best_dev"]
     trace.best_loss = np.inf if doc["best_loss"] is None else doc["best_loss"]
-    trace.calls = doc["calls"]
-    count.set(doc["calls"])
+    trace.calls = state["calls"]
+    count.set(state["calls"])
     if stateful is not None and doc["objective"] is not None:
         stateful.load_state(_unpack(doc["objective"]))
         trace.best_state = None if doc["best_state"] is None else _unpack(doc["best_state"])

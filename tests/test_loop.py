@@ -65,6 +65,28 @@ def test_ctrl_c_returns_the_best_so_far_and_the_checkpoint_resumes_to_the_same_e
     assert [h["calls"] for h in resumed.history] == [h["calls"] for h in whole.history]
 
 
+@pytest.mark.parametrize("method", ["bbtv2", "ajo"])
+def test_ctrl_c_inside_an_api_call_keeps_the_last_whole_generation(method, toy_split, tmp_path, monkeypatch):
+    """Stopped halfway through a generation (or a classifier phase), the run still resumes to the same end."""
+    run, make_cfg, make_model = CASES[method]
+    lm, cfg = make_model(), make_cfg()
+    whole = run(lm, "sst2", toy_split, cfg, display=False)
+    real_call = bk.BlackBoxLM.__call__
+
+    def flaky(api, prompts=None, **kw):
+        if api.budget is not None and api.calls >= 18:  # the training API, in its fifth generation
+            raise KeyboardInterrupt
+        return real_call(api, prompts, **kw)
+
+    monkeypatch.setattr(bk.BlackBoxLM, "__call__", flaky)
+    stopped = run(lm, "sst2", toy_split, cfg, display=False, checkpoint=tmp_path / "c.json")
+    monkeypatch.setattr(bk.BlackBoxLM, "__call__", real_call)
+    assert "interrupted" in stopped.stop and stopped.api_calls < whole.api_calls
+    resumed = run(lm, "sst2", toy_split, cfg, display=False, resume=tmp_path / "c.json")
+    np.testing.assert_allclose(resumed.z, whole.z, atol=1e-6, rtol=0)
+    assert resumed.api_calls == whole.api_calls and resumed.test_metric == whole.test_metric
+
+
 def test_resume_refuses_a_checkpoint_of_another_config(toy_split, tmp_path):
     run, make_cfg, make_model = CASES["bbt"]
     lm, cfg = make_model(), make_cfg()
