@@ -18,7 +18,8 @@ A stopped run keeps what it found: Ctrl-C, ``BudgetExceededError`` or an excepti
 end the loop, and the trace (best z so far, history) is returned with ``stop`` saying why.
 ``checkpoint="file"`` writes the run's state every few generations, atomically; ``resume="file"``
 rebuilds it without an API call (the optimizer is told the recorded losses again, which rebuilds
-its state exactly) and goes on, to the same end as a run never stopped.
+its state exactly) and goes on, to the same end as a run never stopped. A ``resume`` file that does not
+exist yet starts a new run, so that ``checkpoint=f, resume=f`` serves the first start and every restart.
 """
 from __future__ import annotations
 
