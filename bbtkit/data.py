@@ -6,6 +6,7 @@ plus, optionally, ``<dir>/index.json`` (label names, row counts) or ``<dir>/<tas
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import os
@@ -124,9 +125,12 @@ class Split:
 
 
 def check_task(task: str) -> str:
-    """Return task if known, else raise ValueError with a suggestion (``tasks.get_task``'s)."""
-    from .tasks import get_task
-    return task if task in TASKS else get_task(task).name
+    """Return task if it is a benchmark task's folder name, else raise ValueError with a suggestion."""
+    if task in TASKS:
+        return task
+    close = difflib.get_close_matches(str(task).lower(), TASKS, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"Unknown task {task!r}.{hint} Known tasks: {', '.join(TASKS)}.")
 
 
 def _candidates() -> list[Path]:
