@@ -264,12 +264,17 @@ class BlackBoxLM:
         embeddings' std; deep=True, (layers,): then for each layer l >= 1 the clipped std of the hidden
         states entering it (``layer_scales``). A service would publish these once; no API call."""
         if not deep:
-            return np.array([self.model.embeddings.weight.float().std().item()])
+            return np.array([embedding_scale(self.model)])
         return layer_scales(self.model, self.task, self.examples, n_prompt, self.position)
 
     def __repr__(self) -> str:
         return (f"BlackBoxLM({self.model.name}, task={self.task.name}, examples={len(self.examples)}, "
                 f"position={self.position}, calls={self.calls}/{self.budget})")
+
+
+def embedding_scale(model) -> float:
+    """The word embeddings' std: what a shallow prompt is added to."""
+    return model.embeddings.weight.float().std().item()
 
 
 def clipped_std(values: torch.Tensor, rounds: int = 5, k: float = 3.0) -> float:
@@ -290,7 +295,7 @@ def layer_scales(model, task, examples, n_prompt: int, position: str) -> np.ndar
     with inject.capture_inputs(model, range(1, model.num_layers)) as seen:
         fw.run(None, None, 1)
     real = fw.mask.bool()  # (batch, seq)
-    scales = [model.embeddings.weight.float().std().item()]
+    scales = [embedding_scale(model)]
     scales += [clipped_std(seen[l][real]) for l in range(1, model.num_layers)]
     return np.array(scales)
 

@@ -38,9 +38,9 @@ class CMA:
 
     def __init__(self, dim: int, sigma0: float = 1.0, popsize: int = 20, seed: int = 0,
                  bound: float | None = None, x0=None):
-        self.start = np.zeros(dim) if x0 is None else np.asarray(x0, dtype=float).copy()
-        self.es = cma.CMAEvolutionStrategy(self.start, sigma0, cma_options(popsize, seed, bound))
-        self.start = np.asarray(self.es.mean, dtype=float).copy()
+        x0 = np.zeros(dim) if x0 is None else np.asarray(x0, dtype=float)
+        self.es = cma.CMAEvolutionStrategy(x0, sigma0, cma_options(popsize, seed, bound))
+        self.start = np.asarray(self.es.mean, dtype=float).copy()  # x0 as pycma holds it
         self.selected: np.ndarray | None = None
 
     @property
