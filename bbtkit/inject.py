@@ -174,3 +174,69 @@ def _cache_arg(base_class) -> str:
     Looked up once per model class: this runs on every forward.
     """
     return "cache" if "cache" in inspect.signature(base_class.forward).parameters else "past_key_values"
+
+
+# --- low-rank adapters (LoRA): W x + (alpha / r) B A x on chosen projections -----------------------
+LORA_NAMES = {"q": ("q_proj", "query"), "k": ("k_proj", "key"), "v": ("v_proj", "value")}
+
+
+def lora_modules(lm, targets=("q", "v"), layers=None) -> dict[str, torch.nn.Linear]:
+    """The attention projections an adapter goes on, by name: Llama-style (q_proj, ...), BERT and
+    RoBERTa (query, ...). GPT-2 fuses them into one c_attn, which these adapters do not split."""
+    bad = [t for t in targets if t not in LORA_NAMES]
+    if bad or not targets:
+        raise ValueError(f"LoRA targets must be among {tuple(LORA_NAMES)}, got {tuple(targets)}.")
+    out = {}
+    for l in (range(lm.num_layers) if layers is None else layers):
+        for name, mod in lm.layers[l].named_modules():
+            short = name.rsplit(".", 1)[-1]
+            if isinstance(mod, torch.nn.Linear) and any(short in LORA_NAMES[t] for t in targets):
+                out[f"layers.{l}.{name}"] = mod
+    if not out:
+        raise ValueError(f"No {'/'.join(targets)} projection found in {lm.name}'s layers (GPT-2 fuses them into "
+                         "c_attn); LoRA here supports Llama-style, BERT and RoBERTa models.")
+    return out
+
+
+@contextmanager
+def lora(lm, rank: int = 8, alpha: float = 16.0, targets=("q", "v"), layers=None,
+         seed: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """Adapters on the chosen projections for the duration of the block; yields {name: A or B}.
+
+    A (r, in) starts as LoRA's code does (Kaiming-uniform), B (out, r) at zero, so the model starts
+    unchanged; the tensors are plain (requires_grad is the caller's choice). Always removed on exit.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    tensors, handles = {}, []
+    for name, mod in lora_modules(lm, targets, layers).items():
+        A = torch.empty(rank, mod.in_features)
+        torch.nn.init.kaiming_uniform_(A, a=5 ** 0.5, generator=gen)
+        A = A.to(mod.weight.device, mod.weight.dtype)
+        B = torch.zeros(mod.out_features, rank, device=mod.weight.device, dtype=mod.weight.dtype)
+        tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = A, B
+        handles.append(mod.register_forward_hook(_low_rank(A, B, alpha / rank)))
+    try:
+        yield tensors
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _low_rank(A: torch.Tensor, B: torch.Tensor, scale: float):
+    def hook(module, args, output):
+        return output + scale * ((args[0] @ A.T) @ B.T)
+    return hook
+
+
+def answer_logits(lm, fw, rows: torch.Tensor, prompt: torch.Tensor | None = None) -> torch.Tensor:
+    """Label-word logits (len(rows), classes) of some examples of an uncached ``api.Forward``,
+    recomputed from the current weights (the word embeddings included), with autograd when the
+    caller has it on. prompt: None, (n, H) shallow or (layers, n, H) deep, shared by the rows."""
+    ids, mask, pos = fw.ids[rows], fw.mask[rows], fw.pos[rows]
+    positions, answer = fw.prompt_pos[rows], fw.answer[rows]
+    deep = prompt[None] if prompt is not None and prompt.ndim == 3 else None
+    shallow = None if prompt is None else (prompt[None] if prompt.ndim == 2 else prompt[None, 0])
+    embeds = add_at(embed(lm, ids), positions, shallow) if shallow is not None else embed(lm, ids)
+    with deep_prompt_hooks(lm, deep, positions):
+        h, _ = run_layers(lm, embeds, mask, pos)
+    return lm.label_logits(h[torch.arange(len(rows), device=h.device), answer], fw.label_ids)

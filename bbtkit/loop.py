@@ -221,7 +221,7 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
                  layers=list(space.layers), num_layers=model.num_layers, position=train.position,
                  history=trace.history, dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
                  api_calls=train.calls, stop=trace.stop, classifier=classifier,
-                 extra={"seconds_per_call": train.seconds_per_call, **(extra or {})})
+                 extra={"seconds_per_call": train.seconds_per_call, "space": space.kind, **(extra or {})})
     if cfg.calibration:
         res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
                                                     res.position).to_dict()

@@ -16,6 +16,7 @@ from .baselines import PromptConfig, run_in_context, run_manual
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
 from .random_search import RandomSearchConfig, run_random_search
+from .zo import ZOConfig, run_zo
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ METHODS: dict[str, Method] = {
     "bbtv2_cal": Method("BBTv2 + calibration", BBTv2Config, run_bbtv2, (("calibration", "champion"),)),
     "ajo": Method("AJO", AJOConfig, run_ajo),
     "random": Method("Random search", RandomSearchConfig, run_random_search),
+    "zo_sgd": Method("ZO-SGD", ZOConfig, run_zo),
+    "zo_gv": Method("Prior-guided ZO", ZOConfig, run_zo, (("optimizer", "zo-gv"),)),
 }
 
 

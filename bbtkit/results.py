@@ -54,7 +54,7 @@ class Result:
         if not self.layers:
             return None
         rows = [proj(z).view(self.n_tokens, self.hidden) for proj, z in zip(self.projections, self.z)]
-        if self.layers == [0] and self.method == "bbt":
+        if self.layers == [0] and (self.method == "bbt" or self.extra.get("space") == "shallow"):
             return rows[0]
         deep = torch.zeros(self.num_layers, self.n_tokens, self.hidden)
         for layer, row in zip(self.layers, rows):

@@ -1,0 +1,24 @@
+"""The white box, on purpose: what a method that opens the model may use (MeZO and its backprop
+reference). ``BlackBoxLM`` gives label-word logits and nothing else; this module gives a forward
+pass recomputed from the current weights (with autograd when the caller has it on) and low-rank
+adapters. Methods import this module, never ``inject``: a method that needs the weights says so in
+its imports.
+"""
+from __future__ import annotations
+
+from .api import Forward
+from .inject import answer_logits, lora, lora_modules
+from .tasks import get_task
+from .templates import resolve_position
+
+
+def encode(model, task, examples, n_prompt: int = 0, position: str = "auto") -> Forward:
+    """Examples tokenised once, without a cached context (the weights will change): rows for
+    ``answer_logits``. ``fw.position`` is the resolved prompt position."""
+    position = resolve_position(model, position)
+    fw = Forward(model, get_task(task), examples, n_prompt, position, use_cache=False)
+    fw.position = position
+    return fw
+
+
+__all__ = ["answer_logits", "encode", "lora", "lora_modules"]
