@@ -1,5 +1,5 @@
 """bbtkit: gradient-free tuning of language models through their inference API alone."""
-from . import cmaes, loop, objectives, optimizers, plots, projection, runtime, spaces
+from . import cmaes, loop, mezo, objectives, optimizers, plots, projection, runtime, spaces, zo
 from .ajo import AJOConfig, run_ajo, run_feature_mlp
 from .api import APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits
 from .bbt import BBTConfig, run_bbt
@@ -8,11 +8,13 @@ from .calibration import Calibration
 from .leaderboard import load_leaderboard
 from .loop import Trace, tune
 from .methods import METHODS, get_method
+from .mezo import MeZOConfig, run_backprop, run_mezo
 from .data import Example, Examples, Split, data_dir, load_split
 from .models import LM, ModelNotAvailableError, load_model, tiny_model
 from .results import Result, calls_to_reach, load_result
 from .runtime import pick_device, pick_dtype, set_seed
 from .tasks import TASKS, LabelWordError, Task, get_task
 from .widgets import show, top_tokens
+from .zo import ZOConfig, run_zo
 
 __version__ = "0.1.0"

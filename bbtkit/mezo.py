@@ -148,9 +148,11 @@ class MeZOConfig:
 
     @classmethod
     def cpu_quick(cls, seed: int = 42, params: str = "all") -> "MeZOConfig":
-        """SST-2 16-shot on the embedded model in a few minutes on 2 cores: 100 steps of batch 16."""
-        lr, eps = {"all": (1e-5, 1e-3), "lora": (1e-3, 1e-2), "prefix": (1e-1, 1e-1)}[params]
-        return cls(params=params, lr=lr, eps=eps, budget=200, eval_every=20, seed=seed)
+        """SST-2 16-shot on the embedded model: 50 steps of batch 16 (about 4 minutes on 2 cores, where a
+        forward pass over 16 examples on all weights takes about 2 s in fp32). MeZO's learning rates, raised
+        tenfold for so few steps; prefix: MeZO's prefix setting."""
+        lr, eps = {"all": (1e-5, 1e-3), "lora": (5e-4, 1e-2), "prefix": (1e-2, 1e-1)}[params]
+        return cls(params=params, lr=lr, eps=eps, budget=100, eval_every=20, seed=seed)
 
 
 @contextmanager
@@ -289,10 +291,35 @@ def run_backprop(model, task, split, cfg: MeZOConfig | None = None, *, steps: in
                   extra={"params": cfg.params, "optimizer": "adam", "lr": cfg.adam_default})
 
 
+def prompt_objective(model, task, examples, n_tokens: int = 3, position: str = "auto"):
+    """A shallow prompt's cross-entropy on examples, as a function of its numbers, and its true gradient:
+    ``f(X)`` -> losses (pop,) of the prompts X (pop, n_tokens * hidden), ``grad(x)`` -> (n_tokens * hidden,)
+    by one backward pass. For measuring how well a zeroth-order estimate aligns with the gradient."""
+    task = get_task(task)
+    fw = whitebox.encode(model, task, examples, n_tokens, position)
+    labels, rows = torch.tensor([ex.label for ex in examples]), torch.arange(len(examples))
+    shape = (n_tokens, model.hidden_size)
+
+    def loss(x) -> torch.Tensor:
+        logits = whitebox.answer_logits(model, fw, rows, x.view(shape))
+        return torch.nn.functional.cross_entropy(logits, labels)
+
+    def f(X) -> np.ndarray:
+        with torch.no_grad():
+            return np.array([float(loss(torch.as_tensor(x, dtype=torch.float32))) for x in np.atleast_2d(X)])
+
+    def grad(x) -> np.ndarray:
+        p = torch.tensor(np.asarray(x), dtype=torch.float32, requires_grad=True)
+        loss(p).backward()
+        return p.grad.numpy().astype(float)
+
+    return f, grad
+
+
 def _restore(tensors: dict, values: dict) -> None:
     with torch.no_grad():
         for n, t in tensors.items():
             t.copy_(values[n])
 
 
-__all__ = ["MeZOConfig", "PARAMS", "TensorParams", "applied", "run_backprop", "run_mezo"]
+__all__ = ["MeZOConfig", "PARAMS", "TensorParams", "applied", "prompt_objective", "run_backprop", "run_mezo"]

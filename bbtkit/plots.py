@@ -162,3 +162,29 @@ def prob_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_name
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return axes[0]
+
+
+def so_far(history: list[dict], key: str, grid, best=min) -> np.ndarray:
+    """The best value of ``key`` recorded at or before each number of calls in grid (nan before the first)."""
+    rows = [(h["calls"], h[key]) for h in history if h.get(key) is not None]
+    out = []
+    for c in grid:
+        seen = [v for calls, v in rows if calls <= c]
+        out.append(best(seen) if seen else np.nan)
+    return np.array(out, dtype=float)
+
+
+def seed_curves(runs: dict[str, list], key: str, grid, best=min, ax=None, title: str = "", ylabel: str = ""):
+    """Mean (line) and spread (band: min to max) over seeds of ``so_far`` for each method's runs."""
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    for label, results in runs.items():
+        if not results:
+            continue
+        Y = np.array([so_far(r.history, key, grid, best) for r in results])
+        ax.plot(grid, np.nanmean(Y, 0), label=f"{label} ({len(results)})")
+        ax.fill_between(grid, np.nanmin(Y, 0), np.nanmax(Y, 0), alpha=0.15)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("API calls")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    return ax

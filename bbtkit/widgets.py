@@ -219,3 +219,31 @@ def mix_explorer(parts: dict, labels, task, mix: float = 0.5):
         plt.show()
 
     return W.interact(draw, mix=W.FloatSlider(value=mix, min=0.0, max=1.0, step=0.05))
+
+
+def zo_tuner(functions: dict):
+    """Sliders for eps, lr and M: ZO-SGD, prior-guided and greedy ZO on a test function, loss against calls."""
+    import ipywidgets as W
+
+    from .loop import tune
+    from .zo import ZO, VectorParams
+
+    def draw(function="ellipsoid", dim=20, eps=1e-3, lr=2e-4, M=8, budget=2000):
+        f = functions[function]
+        plt.figure(figsize=(5.5, 3))
+        for method, extra in [("zo-sgd", {}), ("zo-gv", {"samples": M}), ("zo-greedy", {"samples": M}),
+                              ("zo-gv", {"form": "code"})]:
+            opt = ZO(VectorParams(dim, np.full(dim, -1.0)), method, eps=eps, lr=lr, seed=0, **extra)
+            trace = tune(lambda X: np.array([f(x) for x in X]), opt, budget=budget)
+            calls, best = trace.column("best_loss")
+            name = method + (" (code)" if extra.get("form") else f" (M={M})" if extra else "")
+            plt.semilogy(calls, np.minimum.accumulate(np.nan_to_num(best, nan=np.inf)), label=name)
+        plt.xlabel("function evaluations (API calls)")
+        plt.ylabel("best loss so far")
+        plt.title(f"{function}, {dim}-D, eps {eps:.0e}, lr {lr:.0e}", fontsize=8)
+        plt.legend(fontsize=7)
+        plt.show()
+
+    return W.interact(draw, function=list(functions), dim=W.IntSlider(20, 2, 100),
+                      eps=W.FloatLogSlider(1e-3, base=10, min=-5, max=0), lr=W.FloatLogSlider(2e-4, base=10, min=-6, max=-1),
+                      M=W.IntSlider(8, 2, 32), budget=W.IntSlider(2000, 200, 10000, 200))

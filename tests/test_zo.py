@@ -158,3 +158,33 @@ def test_zo_rows_are_registered_leaderboard_methods(tmp_path):
     res = lb.run_entry(bk.tiny_model("llama"), "zo_gv", "sst2", 13, scale=0.01, test_size=16, root=tmp_path)
     assert res.method == "zo_gv" and res.api_calls <= lb.budget("sst2", 0.01)
     assert res.config["optimizer"] == "zo-gv"
+
+
+def test_the_inline_loop_of_notebook_08_matches_run_zo(toy_split):
+    """Notebook 08 writes the ZO loop out by hand; it must be the loop run_zo runs."""
+    from bbtkit.bbt import candidate_losses, make_projection
+
+    lm, cfg = bk.tiny_model("llama"), small()
+    n, H = cfg.n_prompt_tokens, lm.hidden_size
+    api = bk.BlackBoxLM(lm, "sst2", toy_split.train, budget=cfg.budget)
+    proj = make_projection(cfg, lm, n * H, float(api.value_scales(n)[0]), cfg.seed)
+    opt = ZO(VectorParams(cfg.intrinsic_dim), cfg.optimizer, eps=cfg.eps, lr=cfg.lr, seed=cfg.seed)
+    plain = []
+    while api.calls + opt.popsize <= cfg.budget:
+        X = opt.ask()
+        out = api(proj(X).view(len(X), n, H))
+        losses, _ = candidate_losses(out.logits, out.labels, cfg.loss, api.task)
+        opt.tell(X, losses)
+        plain.append(losses.min())
+    res = run_zo(lm, "sst2", toy_split, cfg, display=False, evaluate_test=False)
+    np.testing.assert_allclose(plain, [h["best_loss"] for h in res.history[1:]], rtol=1e-6)
+    assert len(plain) == cfg.budget // 2
+
+
+def test_curves_over_seeds_take_the_best_value_so_far_on_a_common_grid():
+    from bbtkit.plots import so_far
+
+    history = [{"calls": 0, "best_loss": None, "dev_metric": 0.5}, {"calls": 4, "best_loss": 0.9, "dev_metric": None},
+               {"calls": 8, "best_loss": 1.2, "dev_metric": 0.7}, {"calls": 12, "best_loss": 0.4, "dev_metric": 0.6}]
+    np.testing.assert_array_equal(so_far(history, "best_loss", [0, 4, 10, 12]), [np.nan, 0.9, 0.9, 0.4])
+    np.testing.assert_array_equal(so_far(history, "dev_metric", [0, 10, 12], max), [0.5, 0.7, 0.7])

@@ -1,0 +1,68 @@
+"""CMA-ES (BBT), ZO-SGD, prior-guided ZO and random search at equal API calls, on BBT's space, over
+seeds: the runs behind notebook 08's curves.
+
+Every method is the registry's cpu_quick preset with the same budget: the leaderboard's SST-2 budget
+(the report's 3000 calls x 0.1 = 300). A task on the leaderboard is cached there
+(runs/leaderboard/<method>/<task>-<seed>/, so these runs are its rows too); any other task under
+runs/zo/. Cached runs are skipped, so the table can be filled over several sittings.
+
+    python benchmarks/zo_compare.py [--tasks sst2 agnews] [--seeds 13 42 100] [--methods bbt random zo_sgd zo_gv]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import bbtkit as bk
+from bbtkit import leaderboard as lb
+from bbtkit.methods import paper_budget
+
+METHODS = ("bbt", "random", "zo_sgd", "zo_gv")
+ROOT = Path(__file__).resolve().parents[1] / "runs" / "zo"
+
+
+def where(task: str, calls: int) -> tuple[Path, float]:
+    """(cache root, budget scale) of a task's runs at ``calls`` API calls."""
+    scale = calls / paper_budget(task)
+    on_board = bk.get_task(task).name in lb.TASKS and np.isclose(scale, lb.CPU_SCALE)
+    return (lb.ROOT if on_board else ROOT), scale
+
+
+def load_runs(task: str, calls: int | None = None, methods=METHODS) -> dict[str, list]:
+    """The cached runs of each method on a task: {method: [Result, ...]} (seed order)."""
+    root, _ = where(task, calls or lb.budget("sst2"))
+    return {m: [r for _, r in sorted(lb.cached_runs(root, m, task).items(), key=lambda kv: int(kv[0].split("-")[1]))]
+            for m in methods}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", nargs="+", default=["sst2", "agnews"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(lb.SEEDS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(bk.METHODS))
+    ap.add_argument("--calls", type=int, default=lb.budget("sst2"))
+    ap.add_argument("--dtype", default="fp32")
+    args = ap.parse_args()
+    lm = bk.load_model(dtype=args.dtype)
+    print(lm, flush=True)
+    for task in args.tasks:
+        root, scale = where(task, args.calls)
+        for method in args.methods:
+            for seed in args.seeds:
+                res = lb.run_entry(lm, method, task, seed, scale=scale, root=root)
+                print(f"{method:8s} {task:7s} seed {seed:3d}: test {res.test_metric:.3f} dev {res.dev_metric:.3f} "
+                      f"{res.api_calls} calls {res.seconds / 60:.1f} min", flush=True)
+    print("\n| method | " + " | ".join(args.tasks) + " |\n|---|" + "---|" * len(args.tasks))
+    for method in args.methods:
+        cells = []
+        for task in args.tasks:
+            runs = load_runs(task, args.calls, [method])[method]
+            t = np.array([r.test_metric for r in runs])
+            cells.append(f"{100 * t.mean():.1f} ± {100 * t.std():.1f} ({len(t)})" if len(t) else "—")
+        print(f"| {bk.METHODS[method].label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
