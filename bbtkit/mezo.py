@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from . import whitebox
-from .api import evaluate
+from .api import BlackBoxLM, evaluate
 from .loop import tune
 from .objectives import candidate_losses
 from .results import Result
@@ -293,24 +293,23 @@ def run_backprop(model, task, split, cfg: MeZOConfig | None = None, *, steps: in
 
 def prompt_objective(model, task, examples, n_tokens: int = 3, position: str = "auto"):
     """A shallow prompt's cross-entropy on examples, as a function of its numbers, and its true gradient:
-    ``f(X)`` -> losses (pop,) of the prompts X (pop, n_tokens * hidden), ``grad(x)`` -> (n_tokens * hidden,)
-    by one backward pass. For measuring how well a zeroth-order estimate aligns with the gradient."""
+    ``f(X)`` -> losses (pop,) of the prompts X (pop, n_tokens * hidden) through the API (one batch),
+    ``grad(x)`` -> (n_tokens * hidden,) by one backward pass through the same forward, opened up. For
+    measuring how well a zeroth-order estimate aligns with the gradient."""
     task = get_task(task)
     fw = whitebox.encode(model, task, examples, n_tokens, position)
+    api = BlackBoxLM(model, task, examples, position=fw.position)
     labels, rows = torch.tensor([ex.label for ex in examples]), torch.arange(len(examples))
     shape = (n_tokens, model.hidden_size)
 
-    def loss(x) -> torch.Tensor:
-        logits = whitebox.answer_logits(model, fw, rows, x.view(shape))
-        return torch.nn.functional.cross_entropy(logits, labels)
-
     def f(X) -> np.ndarray:
-        with torch.no_grad():
-            return np.array([float(loss(torch.as_tensor(x, dtype=torch.float32))) for x in np.atleast_2d(X)])
+        X = np.atleast_2d(X)
+        out = api(torch.as_tensor(X, dtype=torch.float32).view(len(X), *shape))
+        return candidate_losses(out.logits, out.labels, "ce", task)[0].astype(float)
 
     def grad(x) -> np.ndarray:
         p = torch.tensor(np.asarray(x), dtype=torch.float32, requires_grad=True)
-        loss(p).backward()
+        torch.nn.functional.cross_entropy(whitebox.answer_logits(model, fw, rows, p.view(shape)), labels).backward()
         return p.grad.numpy().astype(float)
 
     return f, grad

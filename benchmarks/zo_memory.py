@@ -6,7 +6,7 @@ process's peak resident memory (ru_maxrss), with the same figure after loading (
 runtime) printed beside it; on a GPU it is ``torch.cuda.max_memory_allocated``. "inference" is one
 forward pass of the same batch without autograd: what MeZO should stay near.
 
-    python benchmarks/zo_memory.py [--params all|lora|prefix] [--batch 16] [--dtype fp32] [--device auto]
+    python benchmarks/zo_memory.py [--params all|lora|prefix] [--batch 16] [--dtype fp32] [--device auto] [--save F]
 """
 from __future__ import annotations
 
@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--save", default=None, help="also write the figures as JSON here (notebook 08 reads "
+                    "runs/zo/memory.json)")
     ap.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -103,6 +105,10 @@ def main() -> None:
               f"step's own {r['peak_mib'] - r['loaded_mib']:8.0f} MiB")
     ratio = out["adam"]["peak_mib"] / out["mezo"]["peak_mib"]
     own = (out["adam"]["peak_mib"] - out["adam"]["loaded_mib"]) / max(1.0, out["mezo"]["peak_mib"] - out["mezo"]["loaded_mib"])
+    if args.save:
+        from pathlib import Path
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.save).write_text(json.dumps({**out, "params": args.params, "batch": args.batch}, indent=1))
     print(f"Adam / MeZO: {ratio:.2f}x the peak; {own:.1f}x the memory the step itself adds; "
           f"MeZO / inference: {out['mezo']['peak_mib'] / first['peak_mib']:.2f}x the peak")
 

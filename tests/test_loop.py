@@ -162,11 +162,17 @@ def _imports(path: Path) -> set[str]:
 
 def test_method_modules_import_neither_inject_nor_transformers_nor_models():
     method_modules = {m.run.__module__.rsplit(".", 1)[-1] for m in bk.METHODS.values()}
-    method_modules |= {"loop", "optimizers", "spaces", "objectives", "calibration", "leaderboard", "methods"}
-    assert {"bbt", "bbtv2", "ajo", "baselines"} <= method_modules
+    method_modules |= {"loop", "optimizers", "spaces", "objectives", "calibration", "leaderboard", "methods", "mezo"}
+    assert {"bbt", "bbtv2", "ajo", "baselines", "zo"} <= method_modules
     for name in sorted(method_modules - INSIDE):
         bad = _imports(PACKAGE / f"{name}.py") & FORBIDDEN
         assert not bad, f"bbtkit/{name}.py imports {sorted(bad)}: a method sees the model only through bbtkit.api"
+
+
+def test_only_the_white_box_chapter_opens_the_box():
+    """MeZO needs the weights and says so by importing bbtkit.whitebox; no black-box method does."""
+    users = sorted(p.stem for p in PACKAGE.glob("*.py") if "whitebox" in _imports(p))
+    assert users == ["mezo"]
 
 
 def test_the_import_check_catches_a_forbidden_import(tmp_path):

@@ -154,3 +154,16 @@ def test_bad_mezo_settings_say_what_to_do():
         MeZOConfig(params="bias")
     with pytest.raises(ValueError, match="loss must be"):
         MeZOConfig(loss="neg_metric")
+
+
+def test_the_prompt_objective_and_its_gradient_are_one_function(toy):
+    from bbtkit.mezo import prompt_objective
+
+    lm = bk.tiny_model("llama")
+    f, grad = prompt_objective(lm, "sst2", toy, n_tokens=2)
+    x = 0.05 * np.random.default_rng(0).standard_normal(2 * lm.hidden_size)
+    u = np.random.default_rng(1).standard_normal(len(x))
+    eps = 1e-2
+    fd = (f([x + eps * u])[0] - f([x - eps * u])[0]) / (2 * eps)
+    assert abs(fd - grad(x) @ u) < 1e-3 * max(1.0, abs(fd))
+    np.testing.assert_allclose(f(np.stack([x, x + u])), [f(x)[0], f(x + u)[0]], rtol=1e-5)  # batched = one by one
