@@ -176,13 +176,15 @@ def so_far(history: list[dict], key: str, grid, best=min) -> np.ndarray:
 
 def seed_curves(runs: dict[str, list], key: str, grid, best=min, ax=None, title: str = "", ylabel: str = ""):
     """Mean (line) and spread (band: min to max) over seeds of ``so_far`` for each method's runs."""
+    grid = np.asarray(grid)
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     for label, results in runs.items():
         if not results:
             continue
         Y = np.array([so_far(r.history, key, grid, best) for r in results])
-        ax.plot(grid, np.nanmean(Y, 0), label=f"{label} ({len(results)})")
-        ax.fill_between(grid, np.nanmin(Y, 0), np.nanmax(Y, 0), alpha=0.15)
+        seen = ~np.isnan(Y).all(0)  # grid points before any record stay blank
+        ax.plot(grid[seen], np.nanmean(Y[:, seen], 0), label=f"{label} ({len(results)})")
+        ax.fill_between(grid[seen], np.nanmin(Y[:, seen], 0), np.nanmax(Y[:, seen], 0), alpha=0.15)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("API calls")
     ax.set_ylabel(ylabel)
