@@ -85,6 +85,10 @@ class TensorParams:
         self._add(direction, -coef, decay)
         self.log.append({"direction": [list(p) for p in direction], "coef": coef, "decay": decay})
 
+    def redo(self, entry: dict) -> None:
+        """Apply one logged update again (to the tensors it was logged from, at their start)."""
+        self._add(tuple(tuple(p) for p in entry["direction"]), -entry["coef"], entry["decay"])
+
     def undo(self, entry: dict) -> None:
         """The inverse of one logged update: theta <- (theta + coef v) / (1 - decay)."""
         d = tuple(tuple(p) for p in entry["direction"])
@@ -192,12 +196,13 @@ def run_mezo(model, task, split, cfg: MeZOConfig | None = None, *, display: bool
         opt = ZO(params, cfg.optimizer, eps=cfg.eps, lr=cfg.lr, samples=cfg.samples, top=cfg.top, form=cfg.form,
                  weight_decay=cfg.weight_decay, seed=cfg.seed)
 
+        labels = torch.tensor([ex.label for ex in split.train])
+
         def loss() -> float:
             rows = batch_rows(cfg, opt.steps, fw.batch)
             logits = whitebox.answer_logits(model, fw, rows, prompt)
-            return float(candidate_losses(logits[None], fw_labels[rows], cfg.loss, task)[0][0])
+            return float(candidate_losses(logits[None], labels[rows], cfg.loss, task)[0][0])
 
-        fw_labels = torch.tensor([ex.label for ex in split.train])
         dev = lambda _step: evaluate(model, task, split.dev, prompt, position=fw.position)  # noqa: E731
         trace = tune(lambda X: params.losses(X, loss), opt, budget=cfg.budget, dev=dev, eval_every=cfg.eval_every,
                      callback=callback, display=display, desc=f"mezo ({cfg.params}) {task.name}")
@@ -228,7 +233,7 @@ def applied(model, res: Result):
         params = TensorParams(tensors)
         log = res.extra["updates"]
         for entry in log:
-            params._add(tuple(tuple(p) for p in entry["direction"]), -entry["coef"], entry["decay"])
+            params.redo(entry)
         try:
             yield prompt
         finally:

@@ -27,8 +27,11 @@ losses they are told, so ``loop.tune`` can checkpoint and resume them by replay.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+
+from .bbt import BBTConfig, run_shallow
 
 Direction = tuple  # ((seed, weight), ...): the vector sum(weight * N(0, I) drawn from seed)
 METHODS = ("zo-sgd", "zo-gv", "zo-greedy")
@@ -183,11 +186,6 @@ def gradient_alignment(f, grad: np.ndarray, x, method: str, *, draws: int = 50, 
 
 
 # --- the black-box method: ZO on BBT's space, through the API ----------------------------------------
-from dataclasses import dataclass  # noqa: E402
-
-from .bbt import BBTConfig, run_shallow  # noqa: E402
-
-
 @dataclass(frozen=True)
 class ZOConfig(BBTConfig):
     """BBT's space, budget, loss and dev selection (all of BBTConfig's fields), searched by ZO-SGD.

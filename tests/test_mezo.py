@@ -59,7 +59,7 @@ def test_updates_are_undone_and_applied_again_from_their_seeds():
         params.undo(entry)
     assert max((p.detach() - start[n]).abs().max().item() for n, p in lm.model.named_parameters()) < 1e-6
     for entry in params.log:  # applying the log again from the start gives the same weights
-        params._add(tuple(map(tuple, entry["direction"])), -entry["coef"], entry["decay"])
+        params.redo(entry)
     assert max((p.detach() - after[n]).abs().max().item() for n, p in lm.model.named_parameters()) < 1e-6
     for entry in reversed(params.log):
         params.undo(entry)
