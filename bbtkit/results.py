@@ -8,7 +8,10 @@ same test metric.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -101,41 +104,100 @@ class Result:
         return (f"{self.method} on {self.task} with {self.model}: dev {dev}, test {test}, "
                 f"{self.api_calls} API calls, {self.seconds / 60:.1f} min")
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the result folder atomically: everything goes into a temporary folder beside
+        ``path``, which is then renamed into place. A run stopped midway leaves the old result (or
+        nothing), never a mix. An existing folder is replaced only with ``overwrite=True``."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists. Pass overwrite=True to replace what is there, "
+                                  "or save to another folder.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
+        try:
+            self._write(tmp)
+            if path.exists():  # swap: old aside, new in, old removed; a stop in between leaves no mix
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+                path.rename(old / "result")
+                tmp.rename(path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    def _write(self, folder: Path) -> None:
+        z = np.ascontiguousarray(np.asarray(self.z, dtype=np.float64))
         meta = {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name not in ("z", "projections", "classifier")}
         meta["projections"] = [asdict(p) for p in self.projections]
-        (path / "result.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
-        np.savez(path / "z.npz", z=np.asarray(self.z, dtype=np.float64))
-        head = path / "classifier.safetensors"
+        meta["checksums"] = {"z": _digest(z)}
         if self.classifier is not None:
             from safetensors.torch import save_file
-            save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, head)
-        elif head.exists():
-            head.unlink()  # a result saved over an AJO one must not inherit its classifier
-        return path
+            save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()},
+                      folder / "classifier.safetensors")
+            meta["checksums"]["classifier"] = _file_digest(folder / "classifier.safetensors")
+        np.savez(folder / "z.npz", z=z)
+        (folder / "result.json").write_text(json.dumps(meta, indent=1, default=_jsonable), encoding="utf-8")
+
+
+class ResultFileError(ValueError):
+    """A saved result folder is damaged: a file is missing, unreadable, or does not match its checksum."""
 
 
 def load_result(path: str | Path) -> Result:
-    """Load a saved result; ``result.prompt`` rebuilds the tuned prompt from z and the projection seeds."""
+    """Load a saved result; ``result.prompt`` rebuilds the tuned prompt from z and the projection seeds.
+
+    The checksums in ``result.json`` are verified, so a folder whose files do not belong together
+    (edited, truncated, or from two runs) is refused with :class:`ResultFileError`.
+    """
     path = Path(path)
     if not (path / "result.json").exists():
         raise FileNotFoundError(f"No saved result in {path} (expected result.json and z.npz).")
-    meta = json.loads((path / "result.json").read_text())
-    meta["projections"] = [Projection(**p) for p in meta["projections"]]
-    with np.load(path / "z.npz") as f:
-        z = f["z"]
-    classifier = None
-    if (path / "classifier.safetensors").exists():
+    redo = "Re-run the method and save again, or restore the folder from a copy."
+    try:
+        meta = json.loads((path / "result.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"it holds a {type(meta).__name__}, not an object")
+        checksums = meta.pop("checksums", None)  # None: saved before results carried checksums
+        names = {f.name for f in fields(Result)} - {"z", "classifier"}
+        missing, unknown = names - set(meta) - _OPTIONAL, set(meta) - names
+        if missing or unknown:
+            raise ValueError(f"fields missing: {sorted(missing)}; unknown: {sorted(unknown)}")
+        meta["projections"] = [Projection(**p) for p in meta["projections"]]
+    except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ResultFileError(f"{path / 'result.json'} is damaged ({type(e).__name__}: {e}). {redo}") from None
+    if not (path / "z.npz").exists():
+        raise ResultFileError(f"{path / 'z.npz'} is missing, so the tuned vectors are lost. {redo}")
+    try:
+        with np.load(path / "z.npz") as f:
+            z = f["z"]
+    except Exception as e:  # BadZipFile, EOFError, KeyError, ValueError: all mean a damaged file
+        raise ResultFileError(f"{path / 'z.npz'} is damaged ({type(e).__name__}: {e}). {redo}") from None
+    if checksums is not None and checksums.get("z") != _digest(np.ascontiguousarray(z, dtype=np.float64)):
+        raise ResultFileError(f"{path / 'z.npz'} does not match the checksum in result.json: the two files come "
+                              f"from different runs, or one was edited. {redo}")
+    return Result(z=z, classifier=_load_classifier(path, meta, checksums, redo), **meta)
+
+
+def _load_classifier(path: Path, meta: dict, checksums: dict | None, redo: str):
+    head = path / "classifier.safetensors"
+    expected = (checksums or {}).get("classifier")
+    if not head.exists() and expected is None:
+        return None
+    if checksums is not None and expected != (_file_digest(head) if head.exists() else None):
+        raise ResultFileError(f"{head} is missing or does not match the checksum in result.json. {redo}")
+    try:
         from safetensors.torch import load_file
         from .ajo import make_head
         spec = meta["extra"]["head"]
         classifier = make_head(spec["kind"], spec["hidden"], spec["classes"], spec["width"])
-        classifier.load_state_dict(load_file(path / "classifier.safetensors"))
-        classifier.eval()
-    return Result(z=z, classifier=classifier, **meta)
+        classifier.load_state_dict(load_file(head))
+    except Exception as e:
+        raise ResultFileError(f"{head} could not be loaded ({type(e).__name__}: {e}). {redo}") from None
+    return classifier.eval()
 
 
 def calls_to_reach(history: list[dict], target: float, key: str = "dev_metric") -> int | None:
@@ -145,6 +207,18 @@ def calls_to_reach(history: list[dict], target: float, key: str = "dev_metric") 
         if row.get(key) is not None and row[key] >= target:
             return int(row["calls"])
     return None
+
+
+_OPTIONAL = {"history", "dev_metric", "test_metric", "api_calls", "seconds", "stop", "extra"}  # have defaults
+
+
+def _digest(z: np.ndarray) -> str:
+    """sha256 of z's shape and float64 bytes."""
+    return hashlib.sha256(repr(z.shape).encode() + z.tobytes()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _jsonable(x):

@@ -46,7 +46,7 @@ def main() -> None:
             tuned.append(res.test_metric)
             res.extra.update(manual_test=manual[-1], test_size=len(split.test), template=task.template(lm.family),
                              words=task.words(lm.family))
-            res.save(f"{out}/{name}-{seed}")
+            res.save(f"{out}/{name}-{seed}", overwrite=True)
             print(f"{name} seed {seed}: manual {manual[-1]:.3f}  {args.method} {res.test_metric:.3f} (dev {res.dev_metric:.3f}, "
                   f"{res.api_calls} calls, {minutes[-1]:.1f} min, "
                   f"{res.extra['seconds_per_call']:.3f} s/call)", flush=True)

@@ -45,7 +45,7 @@ def main() -> None:
                 if res is None:
                     res = run()
                     res.extra.update(test_size=len(split.test), manual_test=manual)
-                    res.save(ROOT / f"{kind}-{params}" / f"{args.task}-{seed}")
+                    res.save(ROOT / f"{kind}-{params}" / f"{args.task}-{seed}", overwrite=True)
                 steps = res.stop.get("steps")
                 print(f"{kind:8s} {params:6s} seed {seed}: test {res.test_metric:.3f} (manual {manual:.3f}) dev "
                       f"{res.dev_metric:.3f} | {steps} steps, {res.api_calls} forward passes, {res.seconds / 60:.1f} min",

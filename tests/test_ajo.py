@@ -111,7 +111,7 @@ def test_ajo_saves_f_and_reevaluates_identically(arch, toy_split, tmp_path):
     bbtv2 = bk.run_bbtv2(lm, "sst2", toy_split, dataclasses.replace(bk.BBTv2Config.cpu_quick(), n_prompt_tokens=2,
                                                                      intrinsic_dim=4, popsize=4, budget=9),
                          display=False, evaluate_test=False)
-    assert bk.load_result(bbtv2.save(tmp_path / "ajo")).classifier is None
+    assert bk.load_result(bbtv2.save(tmp_path / "ajo", overwrite=True)).classifier is None
 
 
 def test_feature_mlp_is_one_call_and_the_classifier_alone(toy_split, tmp_path):
