@@ -1,7 +1,8 @@
 """The competition-style leaderboard (notebook 07): every method on SST-2, DBPedia, SNLI, QQP and
 QNLI over seeds 13, 42, 100, with the report's budgets scaled for a CPU.
 
-Each run is cached under runs/leaderboard/<method>/<task>-<seed>/ and skipped when present, so the
+Each run is cached under runs/leaderboard/<setting>/<method>/<task>-<seed>/ (the setting names the model,
+dtype, test size and scale) and skipped when present, so the
 table can be filled over several sittings; it prints the table from whatever is cached.
 
     python benchmarks/leaderboard.py [--methods ...] [--tasks ...] [--seeds ...] [--scale 0.1] [--device cuda]
@@ -33,7 +34,7 @@ def main() -> None:
                 res = lb.run_entry(lm, method, task, seed, scale=args.scale, root=args.root, recompute=args.recompute)
                 print(f"{method:12s} {task:8s} seed {seed:3d}: test {res.test_metric:.3f}  dev {res.dev_metric:.3f}  "
                       f"{res.api_calls:5d} calls  {res.seconds / 60:5.1f} min", flush=True)
-    table = bk.load_leaderboard(args.root, stats=True)
+    table = bk.load_leaderboard(args.root, stats=True, setting=lb.setting(lm, args.scale, lb.TEST_SIZE))
     tasks = [t for t in lb.TASKS if any(t in row for row in table.values())]
     print("\n| method | " + " | ".join(tasks) + " | average |")
     print("|---|" + "---|" * (len(tasks) + 1))

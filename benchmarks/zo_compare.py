@@ -3,7 +3,7 @@ seeds: the runs behind notebook 08's curves.
 
 Every method is the registry's cpu_quick preset with the same budget: the leaderboard's SST-2 budget
 (the report's 3000 calls x 0.1 = 300). A task on the leaderboard is cached there
-(runs/leaderboard/<method>/<task>-<seed>/, so these runs are its rows too); any other task under
+(runs/leaderboard/<setting>/<method>/<task>-<seed>/, so these runs are its rows too); any other task under
 runs/zo/. Cached runs are skipped, so the table can be filled over several sittings.
 
     python benchmarks/zo_compare.py [--tasks sst2 agnews] [--seeds 13 42 100] [--methods bbt random zo_sgd zo_gv]
@@ -32,9 +32,10 @@ def where(task: str, calls: int) -> tuple[Path, float]:
 
 def load_runs(task: str, calls: int | None = None, methods=METHODS) -> dict[str, list]:
     """The cached runs of each method on a task: {method: [Result, ...]} (seed order)."""
-    root, _ = where(task, calls or lb.budget("sst2"))
-    return {m: [r for _, r in sorted(lb.cached_runs(root, m, task).items(), key=lambda kv: int(kv[0].split("-")[1]))]
-            for m in methods}
+    root, scale = where(task, calls or lb.budget("sst2"))
+    setting = next((s for s in lb.settings(root) if s.endswith(f"_scale{scale:g}")), None)  # the runs at these calls
+    return {m: [r for _, r in sorted(lb.cached_runs(root, m, task, setting).items(),
+                                     key=lambda kv: int(kv[0].split("-")[1]))] for m in methods}
 
 
 def main() -> None:

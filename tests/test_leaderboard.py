@@ -21,10 +21,10 @@ def test_entries_are_cached_and_tabled(tmp_path):
     for method in ("manual", "in_context", "bbtv2"):
         for seed in (13, 42):
             res = lb.run_entry(lm, method, "sst2", seed, **kw)
-            assert (tmp_path / method / f"sst2-{seed}" / "result.json").exists()
+            assert (tmp_path / lb.setting(lm, 0.01, 16) / method / f"sst2-{seed}" / "result.json").exists()
             assert res.api_calls <= lb.budget("sst2", 0.01)
     again = lb.run_entry(lm, "bbtv2", "sst2", 13, **kw)  # from the cache: same numbers, no run
-    assert again.test_metric == bk.load_result(tmp_path / "bbtv2" / "sst2-13").test_metric
+    assert again.test_metric == bk.load_result(tmp_path / lb.setting(lm, 0.01, 16) / "bbtv2" / "sst2-13").test_metric
     table = bk.load_leaderboard(tmp_path)
     assert set(table) == {"manual", "in_context", "bbtv2"} and set(table["bbtv2"]) == {"sst2"}
     stats = bk.load_leaderboard(tmp_path, stats=True)["manual"]["sst2"]
@@ -39,7 +39,8 @@ def _cached(root, method, seed, devs):
                     n_tokens=0, hidden=1, layers=[], num_layers=1, position="auto",
                     history=[{"calls": c, "dev_metric": d} for c, d in devs.items()],
                     dev_metric=max(devs.values()) if devs else None, test_metric=0.5)
-    res.save(root / method / f"sst2-{seed}")
+    res.save(root / "hand" / method / f"sst2-{seed}")
+    (root / "hand" / lb.SETTING_FILE).write_text("{}")
 
 
 def test_speedup_and_calls_to_target_on_hand_written_histories(tmp_path):
@@ -61,3 +62,37 @@ def test_demonstrations_take_one_example_per_class():
     split = bk.load_split("snli", seed=13)
     demos = lb.demonstrations(split)
     assert [d.label for d in demos] == [0, 1, 2]
+
+
+def test_the_cache_knows_its_model(tmp_path):
+    """Two models on the same cell are two results, each in its own setting's folder (the cache key
+    once ignored the model, and the second model got the first one's result)."""
+    kw = dict(scale=0.01, test_size=16, root=tmp_path)
+    llama, gpt2 = bk.tiny_model("llama"), bk.tiny_model("gpt2")
+    a = lb.run_entry(llama, "manual", "sst2", 13, **kw)
+    b = lb.run_entry(gpt2, "manual", "sst2", 13, **kw)
+    assert (a.model, b.model) == ("tiny-llama", "tiny-gpt2")
+    assert lb.setting(llama, 0.01, 16) == "tiny-llama_float32_test16_scale0.01"
+    assert lb.settings(tmp_path) == sorted([lb.setting(llama, 0.01, 16), lb.setting(gpt2, 0.01, 16)])
+    assert lb.run_entry(gpt2, "manual", "sst2", 13, **kw).model == "tiny-gpt2"  # cached, still its own
+    assert lb.setting(llama, 0.02, 16) != lb.setting(llama, 0.01, 16) != lb.setting(llama, 0.01, None)
+    with pytest.raises(ValueError, match="several settings"):
+        bk.load_leaderboard(tmp_path)
+    assert bk.load_leaderboard(tmp_path, setting=lb.setting(gpt2, 0.01, 16))["manual"]["sst2"] == b.test_metric
+
+
+def test_hub_names_and_paths_become_safe_folder_names():
+    lm = bk.tiny_model("llama")
+    lm.name = "../../FacebookAI/roberta-large"
+    key = lb.setting(lm)
+    assert "/" not in key and ".." not in key and key.startswith("FacebookAI-roberta-large-")
+
+
+@pytest.mark.parametrize("seed", ["../../data", "13", 13.0, True, None])
+def test_seeds_must_be_integers(tmp_path, seed):
+    """A seed string with ".." once wrote files outside the cache root."""
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        lb.run_entry(bk.tiny_model("llama"), "manual", "sst2", seed, root=tmp_path)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        bk.load_split("sst2", seed=seed)
+    assert not any(tmp_path.iterdir())
