@@ -27,25 +27,35 @@ SAMPLERS = ("fewshot", "bbt")
 # Built-in label names (the same as index.json), from the task registry; used when no data directory says otherwise.
 TASK_LABELS: dict[str, list[str]] = {name: list(t.class_names) for name, t in _REGISTRY.items()}
 
-# task -> (HF dataset, config or None, train split, test split, {our field: HF field or None}).
-# GLUE test labels are hidden, so BBT (and we) report GLUE validation as "test".
-HF_SOURCES: dict[str, tuple[str, str | None, str, str, dict[str, str | None]]] = {
-    "sst2": ("nyu-mll/glue", "sst2", "train", "validation", {"text_a": "sentence", "text_b": None}),
-    "mrpc": ("nyu-mll/glue", "mrpc", "train", "validation", {"text_a": "sentence1", "text_b": "sentence2"}),
-    "qnli": ("nyu-mll/glue", "qnli", "train", "validation", {"text_a": "question", "text_b": "sentence"}),
-    "qqp": ("nyu-mll/glue", "qqp", "train", "validation", {"text_a": "question1", "text_b": "question2"}),
-    "snli": ("stanfordnlp/snli", None, "train", "test", {"text_a": "premise", "text_b": "hypothesis"}),
-    "agnews": ("fancyzhx/ag_news", None, "train", "test", {"text_a": "text", "text_b": None}),
-    "dbpedia": ("fancyzhx/dbpedia_14", None, "train", "test", {"text_a": "content", "text_b": None}),
-    "yelp": ("fancyzhx/yelp_polarity", None, "train", "test", {"text_a": "text", "text_b": None}),
-}
-
-
 @dataclass(frozen=True)
 class Example:
     text_a: str
     text_b: str | None  # second sentence of a pair task, None for single-sentence tasks
-    label: int  # index into task_labels(task)
+    label: int  # index into task_labels(task); -1: unlabelled
+
+    def __post_init__(self) -> None:
+        for name in ("text_a", "text_b"):
+            value = getattr(self, name)
+            if value is None and name == "text_b":
+                continue
+            if not isinstance(value, str):
+                raise ValueError(f"field {name!r} must be a string{' or null' if name == 'text_b' else ''}, "
+                                 f"got {type(value).__name__} {_short(value)}.")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(f"field {name!r} holds {value[e.start]!r} at character {e.start}, a lone surrogate "
+                                 "that is not valid Unicode; clean the text first, e.g. "
+                                 "text.encode('utf-8', 'replace').decode('utf-8').") from None
+        if isinstance(self.label, (bool, np.bool_)) or not isinstance(self.label, (int, np.integer)):
+            raise ValueError(f"field 'label' must be an integer class index, got {type(self.label).__name__} "
+                             f"{_short(self.label)}.")
+        object.__setattr__(self, "label", int(self.label))
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Examples(Sequence[Example]):
@@ -133,6 +143,14 @@ def check_task(task: str) -> str:
     raise ValueError(f"Unknown task {task!r}.{hint} Known tasks: {', '.join(TASKS)}.")
 
 
+def check_seed(seed) -> int:
+    """seed as an int; anything else (a string, a float, a bool) is a ValueError. Seeds name folders
+    (``fewshot/16-SEED``, leaderboard cells), so only integers may become paths."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {type(seed).__name__} {_short(seed)}.")
+    return int(seed)
+
+
 def _candidates() -> list[Path]:
     """Places searched for data after $BBTKIT_DATA, in order."""
     return [Path.cwd() / "data", PROJECT_ROOT / "data",
@@ -166,7 +184,7 @@ def data_dir(task: str | None = None) -> Path:
     raise FileNotFoundError(
         f"No data directory with {what} found. Searched ${ENV_VAR} (unset), "
         + ", ".join(searched) + ". Set " + ENV_VAR + " to a data directory, or run "
-        f"bbtkit.data.download_task({(task or 'task')!r}) (needs internet and `pip install datasets`) "
+        f"bbtkit.download.download_task({(task or 'task')!r}) (needs internet and `pip install datasets`) "
         "to fill ./data.")
 
 
@@ -178,29 +196,57 @@ def task_labels(task: str) -> list[str]:
     except FileNotFoundError:
         return list(TASK_LABELS[task])
     if (d / task / "labels.json").is_file():
-        return list(json.loads((d / task / "labels.json").read_text(encoding="utf-8")))
+        return _labels(_read_json(d / task / "labels.json"), d / task / "labels.json")
     if (d / "index.json").is_file():
-        index = json.loads((d / "index.json").read_text(encoding="utf-8"))
-        if task in index.get("tasks", {}):
-            return list(index["tasks"][task]["labels"])
+        index = _read_json(d / "index.json")
+        entry = index.get("tasks", {}).get(task) if isinstance(index, dict) and isinstance(index.get("tasks"), dict) else None
+        if entry is not None:
+            return _labels(entry.get("labels") if isinstance(entry, dict) else None, d / "index.json")
     return list(TASK_LABELS[task])
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"{path} is not valid UTF-8 JSON ({e}); fix or delete it.") from None
+
+
+def _labels(labels, path: Path) -> list[str]:
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise ValueError(f"{path}: the task's labels must be a list of at least two strings, got {_short(labels)}; "
+                         "fix or delete the file.")
+    return list(labels)
 
 
 @functools.lru_cache(maxsize=16)
 def _read_jsonl(path: str, mtime_ns: int, size: int) -> tuple[Example, ...]:
     # mtime and size are part of the cache key, so an edited file is read again.
     items = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{where}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start}); "
+                                 "save the file as UTF-8.") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                items.append(Example(str(row["text_a"]), row.get("text_b"), int(row["label"])))
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{lineno}: not a valid example ({e!r}); each line must be "
-                                 '{"text_a": str, "text_b": str or null, "label": int}.') from e
+            except ValueError as e:
+                raise ValueError(f"{where}: not valid JSON ({e}); {_FORMAT}") from None
+            if not isinstance(row, dict) or "text_a" not in row or "label" not in row:
+                raise ValueError(f"{where}: not an example ({_short(row)}); {_FORMAT}")
+            try:
+                items.append(Example(row["text_a"], row.get("text_b"), row["label"]))
+            except ValueError as e:
+                raise ValueError(f"{where}: {e} {_FORMAT}") from None
     return tuple(items)
+
+
+_FORMAT = 'each line must be {"text_a": str, "text_b": str or null, "label": int}.'
 
 
 def load_examples(path: str | Path, name: str | None = None, num_labels: int | None = None) -> Examples:
@@ -248,6 +294,7 @@ def load_split(task: str, seed: int = 42, k: int = 16, sampler: str = "fewshot",
     test_size, if given, keeps a fixed random subset of test (seed 0, whatever `seed` is).
     """
     check_task(task)
+    seed = check_seed(seed)
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; use one of {SAMPLERS}.")
     if k <= 0:
@@ -272,7 +319,7 @@ def load_split(task: str, seed: int = 42, k: int = 16, sampler: str = "fewshot",
         if not full_path.is_file():
             raise FileNotFoundError(
                 f"sampler='bbt' needs the full training set {full_path}, which only sst2 and mrpc ship "
-                f"with; use sampler='fewshot' for {task}, or download_task({task!r}) to get it.")
+                f"with; use sampler='fewshot' for {task}, or bbtkit.download.download_task({task!r}) to get it.")
         full = load_examples(full_path, f"{task}/train (full)", n_labels)
         tr, dv = bbt_sample(full, k, seed)
         tag = f"(bbt {k}-shot, seed {seed})"
@@ -281,63 +328,3 @@ def load_split(task: str, seed: int = 42, k: int = 16, sampler: str = "fewshot",
     if test_size is not None:
         test = test.subset(test_size, seed=0)
     return Split(task, seed, train, dev, test)
-
-
-def _clean(task: str, text: str) -> str:
-    if task == "yelp":
-        text = text.replace("\\n", " ")  # yelp_polarity keeps newlines as a literal backslash-n
-    return text.strip()  # GLUE sentences end in a space; BBT strips DBpedia content
-
-
-def rows_to_jsonl(task: str, rows: Iterable[dict]) -> list[dict]:
-    """Hugging Face `datasets` rows of task -> our {"text_a", "text_b", "label"} dicts.
-    Unlabelled rows (label -1, as in SNLI) are dropped."""
-    fields = HF_SOURCES[check_task(task)][4]
-    out = []
-    for row in rows:
-        label = int(row["label"])
-        if label < 0:
-            continue
-        b = fields["text_b"]
-        out.append({"text_a": _clean(task, row[fields["text_a"]]),
-                    "text_b": _clean(task, row[b]) if b else None,
-                    "label": label})
-    return out
-
-
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")  # write then rename: no half-written files on error
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
-def download_task(task: str, dest: str | Path = "data", seeds: Iterable[int] = (13, 21, 42, 87, 100),
-                  k: int = 16) -> Path:
-    """Download task from the Hugging Face Hub into <dest>/<task>/ (needs internet and `datasets`).
-
-    Writes train.jsonl, test.jsonl, labels.json and fewshot/{k}-{seed}/{train,dev}.jsonl drawn with
-    the BBT sampler. Note: these few-shot splits and some test sets differ from the shared data's
-    (LM-BFF / RL-Prompt splits and stand-in test sets); see the data README. Returns <dest>/<task>.
-    """
-    check_task(task)
-    try:
-        import datasets
-    except ImportError as e:
-        raise ImportError("download_task needs the `datasets` package: pip install datasets") from e
-    name, config, train_split, test_split, _ = HF_SOURCES[task]
-    out = Path(dest) / task
-    rows = {}
-    for split, fname in ((train_split, "train.jsonl"), (test_split, "test.jsonl")):
-        rows[fname] = rows_to_jsonl(task, datasets.load_dataset(name, config, split=split))
-        _write_jsonl(out / fname, rows[fname])
-    (out / "labels.json").write_text(json.dumps(TASK_LABELS[task]) + "\n", encoding="utf-8")
-    full = Examples((Example(**r) for r in rows["train.jsonl"]), f"{task}/train (full)")
-    for seed in seeds:
-        train, dev = bbt_sample(full, k, seed)
-        for part, fname in ((train, "train.jsonl"), (dev, "dev.jsonl")):
-            _write_jsonl(out / "fewshot" / f"{k}-{seed}" / fname,
-                         ({"text_a": e.text_a, "text_b": e.text_b, "label": e.label} for e in part))
-    return out

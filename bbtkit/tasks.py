@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,10 +20,11 @@ import torch
 
 FAMILIES = ("mlm", "causal")
 METRICS = ("accuracy", "f1", "macro_f1")
+_FIELDS = re.compile(r"\{(\w*)\}")  # {name} in a template; only text_a, text_b and mask are fields
 
 
 class LabelWordError(ValueError):
-    """A label word is not exactly one token for the model's tokenizer."""
+    """A label word is not exactly one token for the model's tokenizer, or two are the same token."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,16 @@ class Task:
     _words: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"A task needs a name (a non-empty string), got {self.name!r}.")
         words = self.label_words
+        if isinstance(words, str) or not isinstance(words, (dict, list, tuple)):
+            raise ValueError(f"Task {self.name!r}: label_words must be a tuple of words, one per class, "
+                             f"or {{family: (...)}}; got {type(words).__name__}.")
         words = {f: tuple(words[f]) for f in words} if isinstance(words, dict) else {f: tuple(words) for f in FAMILIES}
+        bad = [w for ws in words.values() for w in ws if not isinstance(w, str) or not w.strip()]
+        if bad:
+            raise ValueError(f"Task {self.name!r}: every label word must be a non-empty string, got {bad[0]!r}.")
         if not words or any(len(w) < 2 for w in words.values()):
             raise ValueError(f"Task {self.name!r} needs at least two label words (one per class).")
         sizes = {len(w) for w in words.values()}
@@ -57,11 +67,20 @@ class Task:
             if len(set(ws)) != len(ws):
                 raise ValueError(f"Task {self.name!r}: label words for {fam} repeat a word: {ws}.")
         object.__setattr__(self, "_words", words)
-        if not self.templates:
+        if not isinstance(self.templates, dict) or not self.templates:
             raise ValueError(f"Task {self.name!r} needs at least one template, e.g. templates={{'causal': ...}}.")
         for fam, tpl in self.templates.items():
             if fam not in FAMILIES:
-                raise ValueError(f"Template family {fam!r} is unknown; use {FAMILIES}.")
+                raise ValueError(f"Task {self.name!r}: template family {fam!r} is unknown; use {FAMILIES}.")
+            if not isinstance(tpl, str):
+                raise ValueError(f"Task {self.name!r}: the {fam} template must be a string, got {tpl!r}.")
+            unknown = sorted(set(_FIELDS.findall(tpl)) - {"text_a", "text_b", "mask"})
+            if unknown:
+                raise ValueError(f"Task {self.name!r}: the {fam} template {tpl!r} has unknown field(s) "
+                                 f"{', '.join('{' + u + '}' for u in unknown)}; a template may use only "
+                                 "{text_a}, {text_b} and {mask}.")
+            if len(re.findall(r"\{mask\}", tpl)) > 1:
+                raise ValueError(f"Task {self.name!r}: the {fam} template {tpl!r} has more than one {{mask}}.")
             if "{mask}" not in tpl or "{text_a}" not in tpl:
                 raise ValueError(f"Task {self.name!r}: the {fam} template must contain {{text_a}} and {{mask}}: {tpl!r}")
             if fam == "causal" and tpl.rstrip().endswith("{mask}") is False:
@@ -102,6 +121,12 @@ class Task:
             if tid == lm.tokenizer.unk_token_id:
                 raise LabelWordError(f"Label word {word!r} of task {self.name!r} is unknown to {lm.name}'s "
                                      f"vocabulary (it maps to {lm.tokenizer.unk_token!r}). Pick another word.")
+            if tid in ids:
+                other = self.words(lm.family)[ids.index(tid)]
+                raise LabelWordError(
+                    f"Label words {other!r} and {word!r} of task {self.name!r} are the same token for {lm.name} "
+                    f"({pieces[0]!r}, id {tid}), so one class could never be predicted. Pick words that differ "
+                    "after tokenisation.")
             ids.append(tid)
         return torch.tensor(ids, dtype=torch.long)
 

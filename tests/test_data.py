@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bbtkit import data
-from bbtkit.data import Example, Examples, HF_SOURCES, TASK_LABELS, TASKS
+from bbtkit import data, download
+from bbtkit.data import Example, Examples, TASK_LABELS, TASKS
+from bbtkit.download import HF_SOURCES
 
 SHARED = data.PROJECT_ROOT.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(
@@ -266,15 +267,15 @@ def test_hf_sources_cover_every_task():
     ("yelp", {"text": "Great.\\nWould return.", "label": 1}, ("Great. Would return.", None, 1)),
 ])
 def test_rows_to_jsonl_maps_hf_fields(task, row, want):
-    assert data.rows_to_jsonl(task, [row]) == [dict(zip(("text_a", "text_b", "label"), want))]
+    assert download.rows_to_jsonl(task, [row]) == [dict(zip(("text_a", "text_b", "label"), want))]
 
 
 def test_rows_to_jsonl_drops_unlabelled_snli_pairs():
     rows = [{"premise": "P", "hypothesis": "H", "label": lab} for lab in (0, -1, 1, -1, 2)]
-    assert [r["label"] for r in data.rows_to_jsonl("snli", rows)] == [0, 1, 2]
+    assert [r["label"] for r in download.rows_to_jsonl("snli", rows)] == [0, 1, 2]
 
 
 def test_download_task_without_datasets_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     with pytest.raises(ImportError, match="pip install datasets"):
-        data.download_task("sst2", dest=tmp_path)
+        download.download_task("sst2", dest=tmp_path)
