@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import inject
+from . import checks, inject
 from .data import Examples
 from .templates import encode_example, pad_batch, resolve_position
 from .tasks import get_task
@@ -49,6 +49,7 @@ def as_prompts(prompts, lm) -> tuple[int, torch.Tensor | None, torch.Tensor | No
                          f"{lm.hidden_size}); got {tuple(p.shape)}.")
     if p.ndim == 4 and p.shape[1] != lm.num_layers:
         raise ValueError(f"A deep prompt needs one entry per layer ({lm.num_layers}), got {p.shape[1]}.")
+    checks.finite_prompts(p)
     p = p.to(device=lm.device, dtype=lm.dtype)
     return (p.shape[0], p, None) if p.ndim == 3 else (p.shape[0], None, p)
 
@@ -81,9 +82,11 @@ class Forward:
             tail_prompt = torch.tensor(enc[0].prompt, device=lm.device) - enc[0].context  # same for every example
             self.prompt_pos = tail_prompt.expand(len(enc), n_prompt)
             self.width = ctx.ids.shape[1] + len(self.tail)
+            checks.fits_positions(lm, self.width, n_prompt)
         else:
             b = pad_batch(enc, lm.pad_id, padding_side)
             self.ids, self.mask, self.answer = b.ids.to(lm.device), b.mask.to(lm.device), b.answer.to(lm.device)
+            checks.fits_positions(lm, b.ids.shape[1], n_prompt)
             self.prompt_pos, self.pos = b.prompt.to(lm.device), lm.position_ids(b.mask).to(lm.device)
             with torch.no_grad():
                 self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates
@@ -199,8 +202,7 @@ class BlackBoxLM:
         self.model, self.task, self.examples, self.budget = model, task, examples, budget
         self.position = resolve_position(model, position)
         self.labels = torch.as_tensor(np.asarray([ex.label for ex in examples]))
-        if int(self.labels.max()) >= task.num_classes or int(self.labels.min()) < 0:
-            raise ValueError(f"Labels must lie in 0..{task.num_classes - 1} for task {task.name!r}.")
+        checks.labels_in_range(self.labels.numpy(), task)
         task.label_ids(model)  # fail early on a bad label word
         self._opts = dict(padding_side=padding_side, use_cache=use_cache, max_length=max_length)
         self.max_batch_tokens = max_batch_tokens or (65536 if model.device.type == "cuda" else 16384)
@@ -336,6 +338,7 @@ def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "a
     calibration: a fitted :class:`~bbtkit.calibration.Calibration` applied to the logits first.
     """
     task = get_task(task)
+    checks.labels_in_range([ex.label for ex in examples], task)
     logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size)
     if calibration is not None:
         logits = calibration.apply(logits)

@@ -47,6 +47,9 @@ class Calibration:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"Calibration method must be one of {METHODS}, not {self.method!r}.")
+        if not np.isfinite(np.asarray(self.reference, dtype=float)).all() or not np.isfinite(self.scale):
+            raise ValueError(f"A calibration needs finite numbers, got reference {self.reference} and scale "
+                             f"{self.scale}; refit it on logits without NaN or inf.")
 
     @classmethod
     def from_logits(cls, logits, method: str = "champion") -> "Calibration":
@@ -55,6 +58,9 @@ class Calibration:
         q = torch.as_tensor(np.asarray(logits) if not torch.is_tensor(logits) else logits).float()
         if q.ndim != 2 or len(q) == 0:
             raise ValueError(f"Calibration needs logits of shape (samples, classes), got {tuple(q.shape)}.")
+        if not torch.isfinite(q).all():
+            raise ValueError("Calibration got logits with NaN or inf; they come from a broken prompt or model. "
+                             "Fit on the logits of a finite prompt.")
         if method == "contextual":
             p_cf = torch.softmax(q, -1).mean(0)
             return cls("contextual", tuple(p_cf.tolist()))

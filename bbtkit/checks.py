@@ -1,0 +1,50 @@
+"""Checks that turn bad input into a sentence saying what to do, before any compute is charged.
+
+Each guards against a *silent wrong answer* found by trying bad inputs as a new user would: a NaN in a
+prompt gave a plausible 0.5 (every prediction class 0), labels outside the task's classes gave a
+metric, and a prompt longer than the model's positions failed deep inside with an ``IndexError``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def finite_prompts(p: torch.Tensor) -> None:
+    """Refuse candidate prompts (pop, ..., H) that hold NaN or inf, naming the first bad candidate."""
+    if p.shape[0] == 0:
+        raise ValueError("The population is empty (0 candidate prompts); pass at least one prompt.")
+    bad = ~torch.isfinite(p.reshape(p.shape[0], -1)).all(-1)
+    if bad.any():
+        k = int(bad.nonzero()[0, 0])
+        raise ValueError(f"Candidate prompt {k} of {p.shape[0]} holds NaN or inf values, which would give a "
+                         "meaningless metric; nothing was evaluated or charged. Check what produced it "
+                         "(e.g. a diverged optimizer or a step size too large).")
+
+
+def labels_in_range(labels, task, what: str = "examples") -> None:
+    """Every gold label must be one of the task's classes 0..C-1."""
+    labels = np.asarray(labels)
+    c = task.num_classes
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        bad = sorted({int(x) for x in labels if x < 0 or x >= c})
+        raise ValueError(f"The {what} have labels {bad[:5]} outside 0..{c - 1}, the {c} classes of task "
+                         f"{task.name!r} ({', '.join(task.class_names)}). Use a task with one label word per "
+                         "class of this data, or fix the labels.")
+
+
+def max_positions(lm) -> int | None:
+    """How many tokens the model's position embeddings cover (None: no limit known)."""
+    cfg = lm.config
+    n = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    if n is not None and cfg.model_type in ("roberta", "xlm-roberta", "camembert"):  # positions start after padding_idx
+        n -= (cfg.pad_token_id or 0) + 1
+    return n
+
+
+def fits_positions(lm, width: int, n_prompt: int) -> None:
+    """A formatted batch of ``width`` tokens must fit the model's positions."""
+    limit = max_positions(lm)
+    if limit is not None and width > limit:
+        raise ValueError(f"{width} tokens ({n_prompt} prompt tokens plus the longest formatted example) do not fit "
+                         f"the {limit} positions of {lm.name}. Use fewer prompt tokens, or a smaller max_length.")
