@@ -227,6 +227,28 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _folder_problem(path) -> str | None:
+    """What is wrong with a local model folder (None when path is no folder: then it is a hub name)."""
+    folder = Path(str(path)).expanduser()
+    if not folder.is_dir():
+        return None
+    save = "A model folder holds what model.save_pretrained(folder) and tokenizer.save_pretrained(folder) write."
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return f"the folder {folder} exists but has no config.json. {save}"
+    try:
+        kind = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, AttributeError) as e:
+        return f"{cfg} is not a valid JSON object ({e}); restore it from the model's source"
+    from transformers import CONFIG_MAPPING
+    if kind not in CONFIG_MAPPING:
+        return (f"{cfg} names model_type {kind!r}, which this transformers version does not know; upgrade "
+                "transformers, or check the file")
+    if not any(folder.glob("*.safetensors")):
+        return f"the folder {folder} has no *.safetensors weights (bbtkit loads no pickled .bin files). {save}"
+    return f"the folder {folder} has a config and weights, but loading failed; they may be damaged or not match"
+
+
 def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtype = "auto") -> LM:
     """Load a language model for black-box tuning.
 
@@ -235,6 +257,9 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
     ``"tiny-roberta"``, ``"tiny-bert"``, ``"tiny-llama"``, ``"tiny-gpt2"`` (random, for tests).
     Weights load from safetensors only; no remote code runs.
     """
+    if not isinstance(name, (str, Path)):
+        raise ValueError(f"name must be a model name or folder (a string), not {type(name).__name__}.")
+    name = str(name)
     if name.startswith("tiny-"):
         return tiny_model(name.removeprefix("tiny-"))
     dev = pick_device(device)
@@ -253,8 +278,8 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
             config = AutoConfig.from_pretrained(path, local_files_only=True, **kwargs)
             local = True
         except OSError:
-            if not _hub_reachable():
-                raise OSError("offline")
+            if Path(str(path)).expanduser().is_dir() or not _hub_reachable():  # a local folder: no hub to ask
+                raise
             config = AutoConfig.from_pretrained(path, **kwargs)
             local = False
         family = _family_of(config)
@@ -262,6 +287,10 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
         tok = AutoTokenizer.from_pretrained(path, local_files_only=local, **kwargs)
         model = cls.from_pretrained(path, dtype=dt, use_safetensors=True, local_files_only=local, **kwargs)
     except (OSError, ValueError) as err:
+        folder = _folder_problem(path) if name not in ("auto", EMBEDDED) else None
+        if folder:
+            raise ModelNotAvailableError(f"Could not load model {name!r}: {folder} ({type(err).__name__}: "
+                                         f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
         raise ModelNotAvailableError(
             f"Could not load model {name!r}: it is not a local folder, not in the Hugging Face cache, and "
             f"the hub could not be reached or has no safetensors weights for it ({type(err).__name__}).\n"
@@ -275,68 +304,4 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
     return LM(model, tok, family, label, load_seconds=time.perf_counter() - t0)
 
 
-# --- tiny random models for tests -------------------------------------------------------------------
-_TINY_WORDS = (
-    "the a an and or but not no yes maybe of to in on at for with by from as is was are were be been it "
-    "this that these those i you he she we they my your his her our their what which who how why when "
-    "where there here all some any one two three more most very so too just only also than then now "
-    "good great bad terrible awful fine best worst love hate like movie film story plot actor acting "
-    "funny boring fun dull beautiful ugly positive negative review sentiment news world sports business "
-    "tech science company education artist athlete office transportation building natural village "
-    "animal plant album written category question answer sentence text topic label true false "
-    "entailment neutral contradiction same different duplicate equivalent mean means do does did "
-    "can could will would should may might must have has had get got make made go went see saw "
-    "man woman people person dog cat car house city country game team player market price stock "
-    ". , ? ! : ; ' \" ( ) [ ] - \n"
-).split(" ")
-
-
-def tiny_tokenizer(family: str):
-    """A word-level tokenizer over a small built-in vocabulary (no download); unknown words -> <unk>."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
-    words = list(dict.fromkeys(w for w in _TINY_WORDS if w.strip()))
-    vocab = {w: i for i, w in enumerate(specials + words)}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    if family == "mlm":
-        core.post_processor = processors.TemplateProcessing(
-            single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", 2), ("</s>", 3)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-        mask_token="<mask>", cls_token="<s>", sep_token="</s>")
-
-
-def tiny_model(arch: str = "roberta", seed: int = 0, layers: int = 2, hidden: int = 32) -> LM:
-    """A tiny randomly initialised model built from a config: offline, fast, fp32, for exact tests."""
-    from transformers import (BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, LlamaConfig,
-                              LlamaForCausalLM, RobertaConfig, RobertaForMaskedLM)
-
-    if arch not in TINY:
-        raise ValueError(f"Unknown tiny architecture {arch!r}; choose one of {TINY}.")
-    family = "mlm" if arch in ("roberta", "bert") else "causal"
-    tok = tiny_tokenizer(family)
-    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                  eos_token_id=tok.eos_token_id)
-    torch.manual_seed(seed)
-    if arch == "roberta":
-        cfg = RobertaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                            intermediate_size=2 * hidden, max_position_embeddings=258, type_vocab_size=1,
-                            **common)
-        model = RobertaForMaskedLM(cfg)
-    elif arch == "bert":
-        cfg = BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                         intermediate_size=2 * hidden, max_position_embeddings=256, **common)
-        model = BertForMaskedLM(cfg)
-    elif arch == "llama":
-        cfg = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                          num_key_value_heads=2, intermediate_size=2 * hidden, max_position_embeddings=256,
-                          tie_word_embeddings=True, **common)
-        model = LlamaForCausalLM(cfg)
-    else:
-        cfg = GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=256, **common)
-        model = GPT2LMHeadModel(cfg)
-    return LM(model.float(), tok, family, f"tiny-{arch}")
+from .tiny import tiny_model, tiny_tokenizer  # noqa: E402,F401  (bk.tiny_model; tiny.py needs LM)

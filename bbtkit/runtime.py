@@ -11,14 +11,34 @@ import torch
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """cuda, then mps, then cpu, unless told otherwise."""
+    """cuda, then mps, then cpu, unless told otherwise. A device this machine lacks is a ValueError
+    that lists the ones it has."""
     if str(device) != "auto":
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"{device!r} is not a device name; use 'auto', {_available()}.") from None
+        if (dev.type == "cuda" and not torch.cuda.is_available()) or (dev.type == "mps" and not _has_mps()):
+            raise ValueError(f"device={str(device)!r}, but torch {torch.__version__} sees no {dev.type.upper()} "
+                             f"device here. Use device='auto' (picks the best there is) or one of {_available()}.")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={str(device)!r}, but there are {torch.cuda.device_count()} GPU(s): "
+                             f"use one of {_available()}.")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _has_mps():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _has_mps() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def _available() -> str:
+    names = ["'cpu'"] + [f"'cuda:{i}'" for i in range(torch.cuda.device_count())] + (["'mps'"] if _has_mps() else [])
+    return ", ".join(names)
 
 
 def cpu_flags() -> set[str]:
@@ -53,7 +73,12 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> torch
     An explicit ``dtype`` argument always wins over the environment.
     """
     if isinstance(dtype, torch.dtype):
+        if dtype not in set(_DTYPES.values()):
+            raise ValueError(f"dtype {dtype} cannot run a model here; use 'auto' or one of {sorted(_DTYPES)} "
+                             "(torch.float32, torch.bfloat16, torch.float16).")
         return dtype
+    if not isinstance(dtype, str):
+        raise ValueError(f"dtype must be 'auto', a name in {sorted(_DTYPES)} or a torch float dtype, not {dtype!r}.")
     if dtype == "auto" and os.environ.get(DTYPE_ENV, "auto").strip().lower() not in ("", "auto"):
         dtype = os.environ[DTYPE_ENV].strip().lower()
         if dtype not in _DTYPES:
