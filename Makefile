@@ -8,8 +8,9 @@ CPU_INDEX := https://download.pytorch.org/whl/cpu
 
 .PHONY: course setup test test-fast benchmark clean-venv
 
+# JupyterLab on notebooks/; as root (Docker, Colab) it adds --allow-root and says so.
 course: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m bbtkit lab notebooks/
 
 setup: $(STAMP)
 	$(BIN)/python -m bbtkit setup

@@ -33,6 +33,13 @@ def test_multi_token_label_word_names_its_pieces(embedded):
         task.label_ids(embedded)
 
 
+def test_label_words_that_are_one_token_for_smollm2_are_refused(embedded):
+    """("positive", " positive") were both id 2731: one class could never be predicted."""
+    task = bk.Task("mine", ("positive", " positive"), {"causal": "Review: {text_a}\nSentiment: {mask}"})
+    with pytest.raises(bk.LabelWordError, match=r"'positive' and ' positive'.*same token.*id 2731"):
+        task.label_ids(embedded)
+
+
 def test_every_benchmark_task_has_single_token_words_for_the_embedded_model(embedded):
     for task in bk.TASKS.values():
         assert len(set(task.label_ids(embedded).tolist())) == task.num_classes
