@@ -44,6 +44,7 @@ class TensorParams:
 
     def __init__(self, tensors: dict[str, torch.Tensor]):
         self.tensors, self.log = dict(tensors), []
+        self.applied = 0  # how many logged updates the tensors hold now (rewind moves it back)
 
     def _add(self, direction, scale: float, decay: float = 0.0) -> None:
         """theta <- (1 - decay) theta + scale * v (decay spares biases and norms, as MeZO)."""
@@ -84,6 +85,13 @@ class TensorParams:
     def update(self, direction, coef: float, decay: float = 0.0) -> None:
         self._add(direction, -coef, decay)
         self.log.append({"direction": [list(p) for p in direction], "coef": coef, "decay": decay})
+        self.applied = len(self.log)
+
+    def rewind(self, k: int) -> None:
+        """Undo the applied updates after the first k, newest first."""
+        for entry in reversed(self.log[k:self.applied]):
+            self.undo(entry)
+        self.applied = min(k, self.applied)
 
     def redo(self, entry: dict) -> None:
         """Apply one logged update again (to the tensors it was logged from, at their start)."""
@@ -204,22 +212,23 @@ def run_mezo(model, task, split, cfg: MeZOConfig | None = None, *, display: bool
             return float(candidate_losses(logits[None], labels[rows], cfg.loss, task)[0][0])
 
         dev = lambda _step: evaluate(model, task, split.dev, prompt, position=fw.position)  # noqa: E731
-        trace = tune(lambda X: params.losses(X, loss), opt, budget=cfg.budget, dev=dev, eval_every=cfg.eval_every,
-                     callback=callback, display=display, desc=f"mezo ({cfg.params}) {task.name}")
-        best = int(trace.best_z[0])
-        for entry in reversed(params.log[best:]):  # back to the selected step
-            params.undo(entry)
-        res = Result(method="mezo", task=task.name, model=model.name, config=asdict(cfg), z=np.array([[best]]),
-                     projections=[], n_tokens=0, hidden=model.hidden_size, layers=[], num_layers=model.num_layers,
-                     position=fw.position, history=trace.history,
-                     dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
-                     api_calls=trace.calls, stop=trace.stop,
-                     extra={"params": cfg.params, "updates": params.log[:best], "trained_tensors": len(tensors),
-                            "trained_numbers": int(sum(t.numel() for t in tensors.values()))})
-        if evaluate_test and not trace.interrupted:
-            res.test_metric = evaluate(model, task, split.test, prompt, position=fw.position)
-        for entry in reversed(params.log[:best]):  # the model as it was
-            params.undo(entry)
+        try:  # whatever happens, the user's model comes back as it was
+            trace = tune(lambda X: params.losses(X, loss), opt, budget=cfg.budget, dev=dev,
+                         eval_every=cfg.eval_every, callback=callback, display=display,
+                         desc=f"mezo ({cfg.params}) {task.name}")
+            best = int(trace.best_z[0])
+            params.rewind(best)  # back to the selected step
+            res = Result(method="mezo", task=task.name, model=model.name, config=asdict(cfg), z=np.array([[best]]),
+                         projections=[], n_tokens=0, hidden=model.hidden_size, layers=[], num_layers=model.num_layers,
+                         position=fw.position, history=trace.history,
+                         dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
+                         api_calls=trace.calls, stop=trace.stop,
+                         extra={"params": cfg.params, "updates": params.log[:best], "trained_tensors": len(tensors),
+                                "trained_numbers": int(sum(t.numel() for t in tensors.values()))})
+            if evaluate_test and not trace.interrupted:
+                res.test_metric = evaluate(model, task, split.test, prompt, position=fw.position)
+        finally:
+            params.rewind(0)
     res.seconds = time.perf_counter() - t0
     return res
 

@@ -98,6 +98,25 @@ def test_run_mezo_is_deterministic_leaves_the_model_as_it_was_and_reapplies(para
     assert max((p.detach() - start[n]).abs().max().item() for n, p in lm.model.named_parameters()) < 1e-6
 
 
+@pytest.mark.parametrize("fail_at", ["test", "dev"])
+def test_run_mezo_gives_the_model_back_even_when_it_fails(toy_split, monkeypatch, fail_at):
+    """An error after some updates (here in the test or a dev evaluation) must not leave the user's
+    model with MeZO's weights in it."""
+    lm, calls = bk.tiny_model("llama"), []
+    start = weights(lm)
+    real = bk.mezo.evaluate
+
+    def evaluate(model, task, examples, *a, **k):
+        calls.append(examples.name)
+        if (fail_at == "test" and examples is toy_split.test) or (fail_at == "dev" and len(calls) == 2):
+            raise RuntimeError("the evaluation broke")
+        return real(model, task, examples, *a, **k)
+    monkeypatch.setattr(bk.mezo, "evaluate", evaluate)
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        run_mezo(lm, "sst2", toy_split, small(), display=False)
+    assert max((p.detach() - start[n]).abs().max().item() for n, p in lm.model.named_parameters()) < 1e-6
+
+
 def test_mezo_runs_the_prior_guided_estimator_on_weights_too(toy_split):
     lm = bk.tiny_model("llama")
     res = run_mezo(lm, "sst2", toy_split, small("lora", optimizer="zo-gv", form="code", budget=8), display=False)
