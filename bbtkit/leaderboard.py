@@ -82,15 +82,16 @@ def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SC
     from .data import load_split
 
     split = load_split(t.name, seed=seed, test_size=test_size)
+    dtype = str(model.dtype).removeprefix("torch.")
+    if not (folder / SETTING_FILE).exists():  # what the folder's name stands for, readable by settings()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SETTING_FILE).write_text(json.dumps({"model": model.name, "dtype": dtype, "test_size": test_size,
+                                                       "scale": scale}) + "\n")
     t0 = time.perf_counter()
     res = REGISTRY[method].run(model, t, split, config(method, t.name, seed, scale), display=display)
     res.method, res.seconds = method, time.perf_counter() - t0
-    res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type,
-                     dtype=str(model.dtype).removeprefix("torch."), setting=key)
+    res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type, dtype=dtype, setting=key)
     res.save(path, overwrite=True)
-    if not (folder / SETTING_FILE).exists():
-        (folder / SETTING_FILE).write_text(json.dumps({"model": model.name, "dtype": res.extra["dtype"],
-                                                       "test_size": test_size, "scale": scale}) + "\n")
     return res
 
 
@@ -118,9 +119,9 @@ def cached_runs(root: str | Path, method: str, task: str, setting: str | None = 
 
 
 def load_leaderboard(root: str | Path = ROOT, stats: bool = False, setting: str | None = None) -> dict:
-    """{method: {task: mean test metric}} over the seeds cached under root (in ``setting``: by default
-    the only one there, see ``settings``), method names as in ``METHODS`` (notebook 07's rows). stats=True gives {method: {task: {"mean", "std", "seeds",
-    "calls", "minutes"}}} instead."""
+    """{method: {task: mean test metric}} over the seeds cached under root, in ``setting`` (by default
+    the only one there; see ``settings``), method names as in ``METHODS`` (notebook 07's rows).
+    stats=True gives {method: {task: {"mean", "std", "seeds", "calls", "minutes"}}} instead."""
     table: dict[str, dict] = {}
     for method in METHODS:
         for task in TASKS:

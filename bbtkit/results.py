@@ -119,8 +119,14 @@ class Result:
             if path.exists():  # swap: old aside, new in, old removed; a stop in between leaves no mix
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
                 path.rename(old / "result")
-                tmp.rename(path)
-                shutil.rmtree(old, ignore_errors=True)
+                try:
+                    tmp.rename(path)
+                except BaseException:
+                    (old / "result").rename(path)  # the old result goes back where it was
+                    raise
+                finally:
+                    if path.exists():  # the new result, or the old one back: the copy aside can go
+                        shutil.rmtree(old, ignore_errors=True)
             else:
                 tmp.rename(path)
         finally:

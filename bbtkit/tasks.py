@@ -74,12 +74,13 @@ class Task:
                 raise ValueError(f"Task {self.name!r}: template family {fam!r} is unknown; use {FAMILIES}.")
             if not isinstance(tpl, str):
                 raise ValueError(f"Task {self.name!r}: the {fam} template must be a string, got {tpl!r}.")
-            unknown = sorted(set(_FIELDS.findall(tpl)) - {"text_a", "text_b", "mask"})
+            found = _FIELDS.findall(tpl)
+            unknown = sorted(set(found) - {"text_a", "text_b", "mask"})
             if unknown:
                 raise ValueError(f"Task {self.name!r}: the {fam} template {tpl!r} has unknown field(s) "
                                  f"{', '.join('{' + u + '}' for u in unknown)}; a template may use only "
                                  "{text_a}, {text_b} and {mask}.")
-            if len(re.findall(r"\{mask\}", tpl)) > 1:
+            if found.count("mask") > 1:
                 raise ValueError(f"Task {self.name!r}: the {fam} template {tpl!r} has more than one {{mask}}.")
             if "{mask}" not in tpl or "{text_a}" not in tpl:
                 raise ValueError(f"Task {self.name!r}: the {fam} template must contain {{text_a}} and {{mask}}: {tpl!r}")
