@@ -82,6 +82,11 @@ class _Counter:
         self.own = calls
 
 
+def _pair(out) -> tuple:
+    """(losses, train metrics or None) from what ``evaluate`` returned: a pair, or the losses alone."""
+    return out if isinstance(out, tuple) else (out, None)
+
+
 def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None = None,
          eval_every: int | None = None, refresh: Callable | None = None, refresh_every: int | None = None,
          stateful=None, tag: dict | None = None, callback: Callable | None = None, display: bool = False, desc: str = "tuning",
@@ -147,11 +152,12 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
                 row = {"calls": 0, "best_loss": None, "mean_loss": None, "train_metric": None,
                        **getattr(opt, "start_info", opt.info)(), "dev_metric": None}
                 if needs_incumbent:  # the starting point's loss: the incumbent to beat
-                    losses, metrics = evaluate(opt.start[None])
+                    losses, metrics = _pair(evaluate(opt.start[None]))
                     opt.rescore(losses[0])
                     events.append({"rescore": float(losses[0])})
                     row.update(calls=count(), best_loss=float(losses[0]), mean_loss=float(losses[0]),
-                               incumbent_loss=float(losses[0]), train_metric=float(np.asarray(metrics)[0]))
+                               incumbent_loss=float(losses[0]),
+                               train_metric=None if metrics is None else float(np.asarray(metrics)[0]))
                 consider(row, opt.start, force=True)
                 finish_row(row, t0)
         while not opt.stop():
@@ -163,8 +169,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
                 break
             t0, state["clean"] = time.perf_counter(), False
             X = opt.ask()
-            out = evaluate(X)
-            losses, metrics = out if isinstance(out, tuple) else (out, None)
+            losses, metrics = _pair(evaluate(X))
             losses = np.asarray(losses, dtype=float)
             opt.tell(X, losses)
             events.append({"tell": losses.tolist()})

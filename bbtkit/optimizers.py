@@ -61,29 +61,33 @@ class CMA:
     def info(self) -> dict:
         return {"sigma": float(self.es.sigma)}
 
+    def start_info(self) -> dict:
+        return {"sigma": float(self.es.sigma0)}
+
     def final(self) -> np.ndarray:
         """Where the distribution ended (pycma's favourite solution)."""
         return np.asarray(self.es.result.xfavorite)
 
 
-class LayerwiseCMA:
-    """BBTv2's divide and conquer: one CMA-ES per block (a prompted layer), one generation at a time,
-    bottom to top and round again.
+class Layerwise:
+    """BBTv2's divide and conquer with any optimizer: one per block (a prompted layer, or a layer's
+    adapters), one generation at a time, bottom to top and round again.
 
     A candidate is the whole (blocks, dim) matrix: every block's kept z, with the active block's row
     replaced by a sample. A block's new z is kept only if the whole prompt gets better than the
     incumbent (the kept z of every block), whose loss the loop tells with ``rescore`` (at the start,
     and whenever the objective changes, as in AJO). ``names`` label the blocks in records (layers).
+    ``strategies``: one optimizer per block, each with ``ask``/``tell``/``stop``/``info`` on R^dim
+    (``CMA``, ``fireworks.Fireworks``).
     """
 
-    def __init__(self, blocks: int, dim: int, sigma0: float, popsize: int, seeds, bound: float | None = None,
-                 names=None):
-        seeds = list(seeds)
-        if len(seeds) != blocks:
-            raise ValueError(f"LayerwiseCMA needs one seed per block ({blocks}), got {len(seeds)}.")
-        self.strategies = [CMA(dim, sigma0, popsize, s, bound) for s in seeds]
-        self.names = list(range(blocks)) if names is None else list(names)
-        self.Z = np.zeros((blocks, dim))       # the kept z of each block
+    def __init__(self, strategies, names=None):
+        self.strategies = list(strategies)
+        dims = {len(st.start) for st in self.strategies}
+        if not self.strategies or len(dims) != 1:
+            raise ValueError(f"Layerwise needs at least one block and one dimension for all, got {sorted(dims)}.")
+        self.names = list(range(len(self.strategies))) if names is None else list(names)
+        self.Z = np.zeros((len(self.strategies), dims.pop()))   # the kept z of each block
         self.start = self.Z.copy()
         self.incumbent = float("inf")          # the kept Z's loss under the current objective
         self.stopped: dict[int, dict] = {}
@@ -92,19 +96,26 @@ class LayerwiseCMA:
 
     @property
     def popsize(self) -> int:
-        return self.strategies[0].popsize
+        """The size of the next generation (the next active block's)."""
+        return self.strategies[self._next()[0]].popsize
 
     def rescore(self, loss: float) -> None:
         """The incumbent's loss, evaluated anew (the objective may have changed)."""
         self.incumbent = float(loss)
 
-    def ask(self) -> np.ndarray:
-        while True:  # the next block that has not stopped; a round begins at block 0
-            i, self.cursor = self.cursor, (self.cursor + 1) % len(self.strategies)
-            if i == 0:
-                self.round += 1
+    def _next(self) -> tuple[int, int]:
+        """(block, cursor after it): the next block that has not stopped; a round begins at block 0."""
+        i = self.cursor
+        for _ in range(len(self.strategies)):
             if i not in self.stopped:
                 break
+            i = (i + 1) % len(self.strategies)
+        return i, (i + 1) % len(self.strategies)
+
+    def ask(self) -> np.ndarray:
+        i, self.cursor = self._next()
+        if self.active is None or i <= self.active:  # back at the bottom: a new round
+            self.round += 1
         self.active = i
         X = self.strategies[i].ask()                                   # (pop, dim)
         cand = np.repeat(self.Z[None], len(X), axis=0)                 # (pop, blocks, dim)
@@ -125,11 +136,11 @@ class LayerwiseCMA:
         return {"all blocks stopped": len(self.stopped)} if len(self.stopped) == len(self.strategies) else {}
 
     def start_info(self) -> dict:
-        return {"round": 0, "layer": None, "sigma": float(self.strategies[0].es.sigma0)}
+        return {"round": 0, "layer": None, **getattr(self.strategies[0], "start_info", dict)()}
 
     def info(self) -> dict:
         return {"layer": self.names[self.active], "round": self.round, "incumbent_loss": self.incumbent,
-                "sigma": float(self.strategies[self.active].es.sigma)}
+                **self.strategies[self.active].info()}
 
     def summary(self) -> dict:
         """Stop details for the result: rounds begun, and each block's own stop reasons."""
@@ -137,3 +148,14 @@ class LayerwiseCMA:
 
     def final(self) -> np.ndarray:
         return self.Z.copy()
+
+
+class LayerwiseCMA(Layerwise):
+    """BBTv2's optimizer: ``Layerwise`` with one CMA-ES per block, seeded each."""
+
+    def __init__(self, blocks: int, dim: int, sigma0: float, popsize: int, seeds, bound: float | None = None,
+                 names=None):
+        seeds = list(seeds)
+        if len(seeds) != blocks:
+            raise ValueError(f"LayerwiseCMA needs one seed per block ({blocks}), got {len(seeds)}.")
+        super().__init__([CMA(dim, sigma0, popsize, s, bound) for s in seeds], names)
