@@ -139,8 +139,9 @@ def _recorder(seen: dict, layer: int):
 
 
 def count_hooks(lm) -> int:
-    """Forward pre-hooks and pass-through overrides on the model's layers (0 outside a context)."""
-    return sum(len(layer._forward_pre_hooks) for layer in lm.layers) + sum("forward" in vars(l) for l in lm.layers)
+    """Hooks anywhere in the model's layers (prompts, adapters) and pass-through overrides (0 outside a context)."""
+    hooks = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for layer in lm.layers for m in layer.modules())
+    return hooks + sum("forward" in vars(l) for l in lm.layers)
 
 
 def run_layers(lm, embeds: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,
@@ -240,3 +241,61 @@ def answer_logits(lm, fw, rows: torch.Tensor, prompt: torch.Tensor | None = None
     with deep_prompt_hooks(lm, deep, positions):
         h, _ = run_layers(lm, embeds, mask, pos)
     return lm.label_logits(h[torch.arange(len(rows), device=h.device), answer], fw.label_ids)
+
+
+# --- adapters per candidate (DFO-LoRA): low-rank updates of W_Q and W_K, one set per candidate ----------
+def attention_projections(lm, layer: int, targets=("q", "k")) -> dict[str, tuple[torch.nn.Module, slice | None]]:
+    """{target: (module, output slice)} of one layer: the query/key projections of Llama-style, BERT
+    and RoBERTa models (slice None), or GPT-2's fused c_attn with the target's third of its output."""
+    bad = [t for t in targets if t not in LORA_NAMES]
+    if bad or not targets:
+        raise ValueError(f"Adapter targets must be among {tuple(LORA_NAMES)}, got {tuple(targets)}.")
+    found: dict[str, tuple[torch.nn.Module, slice | None]] = {}
+    for name, mod in lm.layers[layer].named_modules():
+        short = name.rsplit(".", 1)[-1]
+        for t in targets:
+            if isinstance(mod, torch.nn.Linear) and short in LORA_NAMES[t]:
+                found[t] = (mod, None)
+            elif short == "c_attn":  # GPT-2: one Conv1D computes q, k and v side by side
+                h = lm.hidden_size
+                found[t] = (mod, slice("qkv".index(t) * h, ("qkv".index(t) + 1) * h))
+    if set(found) != set(targets):
+        raise ValueError(f"Layer {layer} of {lm.name} has no {'/'.join(sorted(set(targets) - set(found)))} projection.")
+    return found
+
+
+@contextmanager
+def candidate_adapters(lm, adapters: dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]],
+                       scale: float = 1.0) -> Iterator[None]:
+    """Low-rank updates W + scale * B A on the chosen projections, a different one per candidate.
+
+    adapters: {layer: {"q" | "k": (A (pop, r, in), B (pop, out, r))}}. The rows of the forward are
+    candidate-major (pop * batch), so candidate c's update applies to rows c*batch .. (c+1)*batch - 1:
+    no weight is changed, and a population runs in one pass. Hooks always removed on exit.
+    """
+    handles = []
+    try:
+        for layer, per_target in adapters.items():
+            projections = attention_projections(lm, layer, tuple(per_target))
+            for target, (A, B) in per_target.items():
+                mod, part = projections[target]
+                handles.append(mod.register_forward_hook(_per_candidate(A, B, scale, part)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _per_candidate(A: torch.Tensor, B: torch.Tensor, scale: float, part: slice | None):
+    def hook(module, args, output):
+        x = args[0]                                                    # (pop * batch, seq, in)
+        pop = A.shape[0]
+        xs = x.reshape(pop, -1, x.shape[-1])                           # (pop, batch * seq, in)
+        delta = torch.bmm(torch.bmm(xs, A.transpose(1, 2).to(x.dtype)), B.transpose(1, 2).to(x.dtype))
+        delta = (scale * delta).reshape(*x.shape[:-1], B.shape[1])     # (pop * batch, seq, out)
+        if part is None:
+            return output + delta
+        out = output.clone()
+        out[..., part] += delta
+        return out
+    return hook
