@@ -8,15 +8,15 @@ keys and values once and reuses them for every candidate.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from . import checks, inject
+from . import checks
 from .data import Examples
-from .templates import encode_example, pad_batch, resolve_position
+from .forward import Forward
+from .templates import resolve_position
 from .tasks import get_task
 
 
@@ -52,131 +52,6 @@ def as_prompts(prompts, lm) -> tuple[int, torch.Tensor | None, torch.Tensor | No
     checks.finite_prompts(p)
     p = p.to(device=lm.device, dtype=lm.dtype)
     return (p.shape[0], p, None) if p.ndim == 3 else (p.shape[0], None, p)
-
-
-class Forward:
-    """Fixed examples, ready to be run with any number of candidate prompts of n tokens."""
-
-    def __init__(self, lm, task, examples, n_prompt: int, position: str, padding_side: str = "right",
-                 use_cache: bool = True, max_length: int = 256):
-        self.lm, self.n = lm, n_prompt
-        self.label_ids = task.label_ids(lm).to(lm.device)
-        enc = [encode_example(lm, task, ex, n_prompt, position, max_length) for ex in examples]
-        # A cached context needs at least one token (an empty input at the very start has none).
-        self.context_cached = position == "after" and use_cache and max(e.context for e in enc) > 0
-        if self.context_cached:
-            tails = {tuple(e.ids[e.context:]) for e in enc}
-            if len(tails) != 1:  # the shared tail is what makes one cached context serve every candidate
-                raise ValueError("With position='after', the template after the last input field must tokenise "
-                                 "the same for every example; use position='before' for this template.")
-            self.tail = torch.tensor(next(iter(tails)), device=lm.device)  # (tail,)
-            ctx = pad_batch([type(e)(e.ids[:e.context], 0, [], e.context) for e in enc], lm.pad_id, "left")
-            self.ctx_mask = ctx.mask.to(lm.device)  # (batch, ctx)
-            with torch.no_grad():
-                _, cache = inject.run_layers(lm, inject.embed(lm, ctx.ids), ctx.mask, lm.position_ids(ctx.mask),
-                                             past=_new_cache(lm))
-            self.context_kv = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (batch, heads, ctx, d)
-            full = torch.cat([self.ctx_mask, torch.ones(len(enc), len(self.tail), dtype=torch.long,
-                                                        device=lm.device)], 1)
-            self.tail_pos = lm.position_ids(full)[:, ctx.ids.shape[1]:]  # (batch, tail)
-            tail_prompt = torch.tensor(enc[0].prompt, device=lm.device) - enc[0].context  # same for every example
-            self.prompt_pos = tail_prompt.expand(len(enc), n_prompt)
-            self.width = ctx.ids.shape[1] + len(self.tail)
-            checks.fits_positions(lm, self.width, n_prompt)
-        else:
-            b = pad_batch(enc, lm.pad_id, padding_side)
-            self.ids, self.mask, self.answer = b.ids.to(lm.device), b.mask.to(lm.device), b.answer.to(lm.device)
-            checks.fits_positions(lm, b.ids.shape[1], n_prompt)
-            self.prompt_pos, self.pos = b.prompt.to(lm.device), lm.position_ids(b.mask).to(lm.device)
-            with torch.no_grad():
-                self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates
-            self.width = self.ids.shape[1]
-        self.batch = len(enc)
-        self.layer_cache = None  # (layer, prompts below it, hidden states entering it)
-
-    @torch.no_grad()
-    def run(self, shallow, deep, pop: int, return_hidden: bool = False,
-            max_batch_tokens: int = 16384) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (pop, batch, classes) and hidden (pop, batch, H) for pop candidates.
-
-        Deep prompts that agree below the cached layer (see ``cache_layers_below``) start from the
-        cached hidden states there and run only the layers above.
-        """
-        if shallow is None and deep is not None:
-            shallow = deep[:, 0]  # layer 0's deep prompt goes into the word embeddings
-        start, start_hidden = self._cached_start(deep)
-        step = max(1, max_batch_tokens // (self.batch * self.width))
-        logits, hidden = [], []
-        for s in range(0, pop, step):
-            sh = None if shallow is None else shallow[s:s + step]
-            dp = None if deep is None else deep[s:s + step]
-            p = min(step, pop - s)
-            h = self._answer_hidden(sh, dp, p, start, start_hidden)  # (p * batch, H)
-            logits.append(self.lm.label_logits(h, self.label_ids).float().view(p, self.batch, -1))
-            if return_hidden:
-                hidden.append(h.float().view(p, self.batch, -1))
-        return torch.cat(logits).cpu(), (torch.cat(hidden).cpu() if return_hidden else None)
-
-    # --- the layer cache (BBTv2): prompts below a layer are fixed while that layer is tuned -------
-    @torch.no_grad()
-    def cache_layers_below(self, layer: int, deep: torch.Tensor) -> None:
-        """Cache the hidden states entering ``layer`` under the deep prompt (layers, n, H).
-
-        Later candidates whose prompts equal ``deep`` below ``layer`` run only layers
-        ``layer``..L-1. Moving up one layer from a cached state runs one layer, not all below.
-        """
-        if layer <= 0:
-            self.layer_cache = None
-            return
-        below = deep[:layer].to(self.lm.device, self.lm.dtype).clone()  # (layer, n, H)
-        start, hidden = 0, None
-        if self.layer_cache is not None:
-            l0, below0, h0 = self.layer_cache
-            if l0 <= layer and torch.equal(below0, below[:l0]):
-                if l0 == layer:
-                    return
-                start, hidden = l0, h0
-        with inject.capture_inputs(self.lm, [layer]) as seen:
-            self._answer_hidden(None if start else below[None, 0], below[None], 1, start, hidden, stop=layer)
-        self.layer_cache = (layer, below, seen[layer])  # hidden: (batch, seq, H), before layer's own prompt
-
-    def _cached_start(self, deep) -> tuple[int, torch.Tensor | None]:
-        if deep is None or self.layer_cache is None:
-            return 0, None
-        layer, below, hidden = self.layer_cache
-        if torch.equal(deep[:, :layer], below.expand(len(deep), -1, -1, -1)):
-            return layer, hidden
-        return 0, None
-
-    def _answer_hidden(self, shallow, deep, p: int, start: int = 0, start_hidden=None,
-                       stop: int | None = None) -> torch.Tensor:
-        """Hidden state at the answer position, (p * batch, H); layers outside start..stop-1 are skipped."""
-        lm, B = self.lm, self.batch
-        rows_pos = self.prompt_pos.repeat(p, 1)  # (p * batch, n), candidate-major rows
-        sh = None if start else shallow  # (p, n, H): add_at shares each candidate's prompt across its batch
-        window = (inject.layer_window(lm, start, stop, None if start_hidden is None else start_hidden.repeat(p, 1, 1))
-                  if start or stop is not None else nullcontext())
-        if self.context_cached:
-            embeds = lm.embeddings(self.tail)[None].expand(p * B, -1, -1)  # (p * batch, tail, H)
-            embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
-            # layers below start never read their keys and values: pass them unrepeated (no copy)
-            past = _new_cache(lm, [(k.repeat(p, 1, 1, 1), v.repeat(p, 1, 1, 1)) if l >= start else (k, v)
-                                   for l, (k, v) in enumerate(self.context_kv)])
-            mask = torch.cat([self.ctx_mask.repeat(p, 1),
-                              torch.ones(p * B, len(self.tail), dtype=torch.long, device=lm.device)], 1)
-            with window, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
-                h, _ = inject.run_layers(lm, embeds, mask, self.tail_pos.repeat(p, 1), past=past)
-            return h[:, -1]
-        embeds = self.base_embeds.repeat(p, 1, 1)
-        embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
-        with window, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
-            h, _ = inject.run_layers(lm, embeds, self.mask.repeat(p, 1), self.pos.repeat(p, 1))
-        return h[torch.arange(p * B, device=h.device), self.answer.repeat(p)]
-
-
-def _new_cache(lm, kv=None):
-    from transformers import DynamicCache
-    return DynamicCache(ddp_cache_data=kv) if kv is not None else DynamicCache(config=lm.config)
 
 
 class BlackBoxLM:
@@ -265,6 +140,8 @@ class BlackBoxLM:
         its outputs (model-scaled projections need it), and the only way it learns it. (1,): the word
         embeddings' std; deep=True, (layers,): then for each layer l >= 1 the clipped std of the hidden
         states entering it (``layer_scales``). A service would publish these once; no API call."""
+        from .scales import embedding_scale, layer_scales
+
         if not deep:
             return np.array([embedding_scale(self.model)])
         return layer_scales(self.model, self.task, self.examples, n_prompt, self.position)
@@ -272,34 +149,6 @@ class BlackBoxLM:
     def __repr__(self) -> str:
         return (f"BlackBoxLM({self.model.name}, task={self.task.name}, examples={len(self.examples)}, "
                 f"position={self.position}, calls={self.calls}/{self.budget})")
-
-
-def embedding_scale(model) -> float:
-    """The word embeddings' std: what a shallow prompt is added to."""
-    return model.embeddings.weight.float().std().item()
-
-
-def clipped_std(values: torch.Tensor, rounds: int = 5, k: float = 3.0) -> float:
-    """Standard deviation after clipping outliers to mu +- k sigma, ``rounds`` times (BBTv2's deepbbt.py)."""
-    x = values.double().flatten()
-    for _ in range(rounds):
-        mu, sd = x.mean(), x.std(unbiased=False)
-        x = x.clamp(mu - k * sd, mu + k * sd)
-    return float(x.std(unbiased=False))
-
-
-@torch.no_grad()
-def layer_scales(model, task, examples, n_prompt: int, position: str) -> np.ndarray:
-    """sigma_hat per layer, (layers,): the word embeddings' std for layer 0; for layer l >= 1 the
-    clipped std of the hidden states entering it, over every real (unpadded) token of the examples,
-    with no prompt (BBTv2's first forward pass). Methods read it through ``BlackBoxLM.value_scales``."""
-    fw = Forward(model, get_task(task), examples, n_prompt, position, use_cache=False)
-    with inject.capture_inputs(model, range(1, model.num_layers)) as seen:
-        fw.run(None, None, 1)
-    real = fw.mask.bool()  # (batch, seq)
-    scales = [embedding_scale(model)]
-    scales += [clipped_std(seen[l][real]) for l in range(1, model.num_layers)]
-    return np.array(scales)
 
 
 @torch.no_grad()

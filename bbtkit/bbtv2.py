@@ -27,7 +27,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import calibration as calib
-from .api import BlackBoxLM, clipped_std, layer_scales  # noqa: F401  (notebook 04 imports layer_scales here)
+from .api import BlackBoxLM
+from .scales import clipped_std, layer_scales  # noqa: F401  (notebook 04 imports layer_scales here)
 from .bbt import BBTConfig, make_projection
 from .loop import to_result, tune
 from .objectives import DevScore, Loss
