@@ -1,10 +1,11 @@
 """bbtkit: gradient-free tuning of language models through their inference API alone."""
-from . import cmaes, loop, mezo, objectives, optimizers, plots, projection, runtime, spaces, zo
+from . import cmaes, fireworks, loop, mezo, objectives, optimizers, plots, projection, runtime, spaces, zo
 from .ajo import AJOConfig, run_ajo, run_feature_mlp
-from .api import APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits
+from .api import AdapterSet, APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
 from .calibration import Calibration
+from .dfo_lora import DFOLoRAConfig, run_dfo_lora
 from .leaderboard import load_leaderboard
 from .loop import Trace, tune
 from .methods import METHODS, get_method

@@ -15,7 +15,7 @@ import torch
 
 from . import checks
 from .data import Examples
-from .forward import Forward
+from .forward import AdapterSet, Forward
 from .templates import resolve_position
 from .tasks import get_task
 
@@ -95,45 +95,67 @@ class BlackBoxLM:
     def seconds_per_call(self) -> float:
         return float(np.mean(self.call_seconds)) if self.call_seconds else float("nan")
 
-    def forward_for(self, n_prompt: int) -> Forward:
-        """The prepared examples for prompts of n tokens (built once, then reused)."""
-        if n_prompt not in self._forwards:
-            self._forwards[n_prompt] = Forward(self.model, self.task, self.examples, n_prompt, self.position,
-                                               **self._opts)
-        return self._forwards[n_prompt]
+    def forward_for(self, n_prompt: int, context: bool = True) -> Forward:
+        """The prepared examples for prompts of n tokens (built once, then reused); context=False: without
+        the context cache (adapters change the input's own keys)."""
+        key = (n_prompt, context and self._opts["use_cache"])
+        if key not in self._forwards:
+            self._forwards[key] = Forward(self.model, self.task, self.examples, n_prompt, self.position,
+                                          **{**self._opts, "use_cache": key[1]})
+        return self._forwards[key]
 
-    def cache_below(self, layer: int, deep_prompt) -> None:
+    def cache_below(self, layer: int, deep_prompt=None, adapters: AdapterSet | None = None) -> None:
         """The layer cache, a server-side speed-up that changes no result.
 
-        deep_prompt: (layers, n, H), fixed below ``layer`` while that layer is tuned. Calls whose
-        deep prompts equal it below ``layer`` then run only the layers from ``layer`` up; others
-        still get the full forward. Not an API call.
+        deep_prompt: (layers, n, H), and adapters (the first candidate's are used), fixed below ``layer``
+        while that layer is tuned. Calls that agree with them below ``layer`` then run only the layers
+        from ``layer`` up; others still get the full forward. Not an API call.
         """
         t0 = time.perf_counter()
-        p = torch.as_tensor(np.asarray(deep_prompt) if not torch.is_tensor(deep_prompt) else deep_prompt)
-        if p.ndim != 3 or p.shape[0] != self.model.num_layers or p.shape[-1] != self.model.hidden_size:
-            raise ValueError(f"cache_below needs one deep prompt of shape ({self.model.num_layers}, tokens, "
-                             f"{self.model.hidden_size}); got {tuple(p.shape)}.")
-        self.forward_for(p.shape[1]).cache_layers_below(int(layer), p)
+        p = None
+        if deep_prompt is not None:
+            p = torch.as_tensor(np.asarray(deep_prompt) if not torch.is_tensor(deep_prompt) else deep_prompt)
+            if p.ndim != 3 or p.shape[0] != self.model.num_layers or p.shape[-1] != self.model.hidden_size:
+                raise ValueError(f"cache_below needs one deep prompt of shape ({self.model.num_layers}, tokens, "
+                                 f"{self.model.hidden_size}); got {tuple(p.shape)}.")
+        fw = self.forward_for(0 if p is None else p.shape[1], context=adapters is None)
+        fw.cache_layers_below(int(layer), p, adapters)
         self.cache_seconds += time.perf_counter() - t0
 
-    def __call__(self, prompts=None, return_hidden: bool = False) -> APIOutput:
+    def __call__(self, prompts=None, return_hidden: bool = False, adapters: AdapterSet | None = None) -> APIOutput:
+        """Label-word logits of each candidate: a prompt, adapters the service applies for the call
+        (``AdapterSet``, one set per candidate), or both (the same number of each)."""
         pop, shallow, deep = as_prompts(prompts, self.model)
+        if adapters is not None:
+            if prompts is not None and pop != adapters.pop:
+                raise ValueError(f"{pop} prompts but {adapters.pop} adapter sets: send one of each per candidate.")
+            pop = adapters.pop
         if self.budget is not None and self.calls + pop > self.budget:
             raise BudgetExceededError(
                 f"{pop} more API calls would exceed the budget of {self.budget} ({self.calls} used, "
                 f"{self.budget - self.calls} left). Raise the budget or evaluate fewer candidates.")
-        if self.layer_cache and deep is not None and pop > 1:
-            differs = (deep != deep[:1]).flatten(2).any(-1).any(0)   # (layers,): where candidates differ
-            if differs.any():
-                self.cache_below(int(differs.nonzero()[0, 0]), deep[0])
+        if self.layer_cache and pop > 1 and (deep is not None or adapters is not None):
+            lowest = [] if deep is None else (deep != deep[:1]).flatten(2).any(-1).any(0).nonzero()[:, 0].tolist()
+            lowest += [] if adapters is None or adapters.lowest_difference() is None else [adapters.lowest_difference()]
+            if lowest:  # the lowest layer where the candidates differ
+                self.cache_below(min(lowest), None if deep is None else deep[0], adapters)
         t0 = time.perf_counter()
         n = 0 if prompts is None else (shallow if shallow is not None else deep).shape[-2]
-        logits, hidden = self.forward_for(n).run(shallow, deep, pop, return_hidden, self.max_batch_tokens)
+        fw = self.forward_for(n, context=adapters is None)
+        logits, hidden = fw.run(shallow, deep, pop, return_hidden, self.max_batch_tokens, adapters)
         elapsed = time.perf_counter() - t0
         self.calls += pop
         self.call_seconds += [elapsed / pop] * pop
         return APIOutput(logits, self.labels, hidden)
+
+    def adapter_shapes(self, targets=("q", "k")) -> dict[str, tuple[int, int]]:
+        """{target: (in, out)} of the projections the service adapts (the same in every layer): what
+        a service that applies adapters publishes, as it publishes ``value_scales``. No API call."""
+        from .inject import attention_projections
+
+        found = attention_projections(self.model, 0, tuple(targets))
+        return {t: (self.model.hidden_size, part.stop - part.start if part is not None else mod.out_features)
+                for t, (mod, part) in found.items()}
 
     def value_scales(self, n_prompt: int, deep: bool = False) -> np.ndarray:
         """The scale of what a prompt is added to: the one thing a method may know of the model beyond
@@ -153,7 +175,7 @@ class BlackBoxLM:
 
 @torch.no_grad()
 def label_logits(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
-                 return_hidden: bool = False, max_length: int = 256):
+                 return_hidden: bool = False, max_length: int = 256, adapters: AdapterSet | None = None):
     """Label-word logits (n, classes) of one prompt (or none) on any number of examples.
 
     prompt: None, a shallow prompt (tokens, hidden), or a deep prompt (layers, tokens, hidden).
@@ -172,8 +194,9 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
     hidden = torch.empty(len(examples), model.hidden_size) if return_hidden else None
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        fw = Forward(model, task, [examples[int(i)] for i in idx], n, position, max_length=max_length)
-        lg, h = fw.run(shallow, deep, 1, return_hidden)
+        fw = Forward(model, task, [examples[int(i)] for i in idx], n, position, max_length=max_length,
+                     use_cache=adapters is None)
+        lg, h = fw.run(shallow, deep, 1, return_hidden, adapters=adapters)
         logits[idx] = lg[0]
         if return_hidden:
             hidden[idx] = h[0]
@@ -181,14 +204,15 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
 
 
 def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
-             return_predictions: bool = False, calibration=None):
+             return_predictions: bool = False, calibration=None, adapters: AdapterSet | None = None):
     """The task's metric (accuracy, F1 or macro-F1) of a prompt, or of the bare template, on examples.
 
-    calibration: a fitted :class:`~bbtkit.calibration.Calibration` applied to the logits first.
+    calibration: a fitted :class:`~bbtkit.calibration.Calibration` applied to the logits first;
+    adapters: one candidate's ``AdapterSet`` (DFO-LoRA's ``res.adapters``), applied for the evaluation.
     """
     task = get_task(task)
     checks.labels_in_range([ex.label for ex in examples], task)
-    logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size)
+    logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size, adapters=adapters)
     if calibration is not None:
         logits = calibration.apply(logits)
     preds = logits.argmax(-1).numpy()

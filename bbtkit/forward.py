@@ -8,11 +8,69 @@ below l changes, so that a candidate runs only layers l..L-1).
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 
 from . import checks, inject
 from .templates import encode_example, pad_batch
+
+
+@dataclass(frozen=True)
+class AdapterSet:
+    """Adapters as candidates (DFO-LoRA): low-rank updates W + scale * B A of the query and key
+    projections, one set per candidate. weights: {layer: {"q" | "k": (A (pop, r, hidden), B (pop, out, r))}}.
+    The service applies them for the call and changes no weight."""
+
+    weights: dict
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        pops = {t.shape[0] for per in self.weights.values() for A, B in per.values() for t in (A, B)}
+        if not self.weights or len(pops) != 1 or 0 in pops:
+            raise ValueError(f"Adapters need at least one layer and the same number (>= 1) of candidates in every "
+                             f"A and B, got {sorted(pops)}.")
+        for layer, per in self.weights.items():
+            for target, (A, B) in per.items():
+                if A.ndim != 3 or B.ndim != 3 or A.shape[1] != B.shape[2]:
+                    raise ValueError(f"Adapter {target} of layer {layer}: A must be (pop, r, in) and B (pop, out, r) "
+                                     f"with one rank r, got {tuple(A.shape)} and {tuple(B.shape)}.")
+                checks.finite_prompts(A)
+                checks.finite_prompts(B)
+
+    @property
+    def pop(self) -> int:
+        A, _ = next(iter(next(iter(self.weights.values())).values()))
+        return A.shape[0]
+
+    def take(self, start: int, stop: int) -> "AdapterSet":
+        """Candidates start..stop-1."""
+        return AdapterSet({l: {t: (A[start:stop], B[start:stop]) for t, (A, B) in per.items()}
+                           for l, per in self.weights.items()}, self.scale)
+
+    def below(self, layer: int) -> "AdapterSet | None":
+        """The first candidate's adapters on layers below ``layer`` (None when there are none)."""
+        low = {l: {t: (A[:1].clone(), B[:1].clone()) for t, (A, B) in per.items()}
+               for l, per in self.weights.items() if l < layer}
+        return AdapterSet(low, self.scale) if low else None
+
+    def lowest_difference(self) -> int | None:
+        """The lowest layer where the candidates' adapters differ (None: they are all the same)."""
+        for l in sorted(self.weights):
+            if any(not torch.equal(T, T[:1].expand_as(T)) for A, B in self.weights[l].values() for T in (A, B)):
+                return l
+        return None
+
+    def agrees_below(self, ref: "AdapterSet | None", layer: int) -> bool:
+        """Every candidate's adapters below ``layer`` are ``ref``'s (one candidate)."""
+        low = self.below(layer)
+        if low is None or ref is None:
+            return low is None and ref is None
+        if self.scale != ref.scale or set(low.weights) != set(ref.weights):
+            return False
+        return all(set(self.weights[l]) == set(ref.weights[l]) and all(
+            torch.equal(T, R.expand_as(T)) for t in ref.weights[l]
+            for T, R in zip(self.weights[l][t], ref.weights[l][t])) for l in ref.weights)
 
 
 class Forward:
@@ -53,11 +111,11 @@ class Forward:
                 self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates
             self.width = self.ids.shape[1]
         self.batch = len(enc)
-        self.layer_cache = None  # (layer, prompts below it, hidden states entering it)
+        self.layer_cache = None  # (layer, prompts below it, adapters below it, hidden states entering it)
 
     @torch.no_grad()
-    def run(self, shallow, deep, pop: int, return_hidden: bool = False,
-            max_batch_tokens: int = 16384) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def run(self, shallow, deep, pop: int, return_hidden: bool = False, max_batch_tokens: int = 16384,
+            adapters: AdapterSet | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (pop, batch, classes) and hidden (pop, batch, H) for pop candidates.
 
         Deep prompts that agree below the cached layer (see ``cache_layers_below``) start from the
@@ -65,14 +123,18 @@ class Forward:
         """
         if shallow is None and deep is not None:
             shallow = deep[:, 0]  # layer 0's deep prompt goes into the word embeddings
-        start, start_hidden = self._cached_start(deep)
+        if adapters is not None and self.context_cached:
+            raise ValueError("Adapters change the input's keys, so the context cache cannot serve them; "
+                             "run them on a Forward built with use_cache=False.")
+        start, start_hidden = self._cached_start(deep, adapters)
         step = max(1, max_batch_tokens // (self.batch * self.width))
         logits, hidden = [], []
         for s in range(0, pop, step):
             sh = None if shallow is None else shallow[s:s + step]
             dp = None if deep is None else deep[s:s + step]
             p = min(step, pop - s)
-            h = self._answer_hidden(sh, dp, p, start, start_hidden)  # (p * batch, H)
+            ad = None if adapters is None else adapters.take(s, s + p)
+            h = self._answer_hidden(sh, dp, p, start, start_hidden, adapters=ad)  # (p * batch, H)
             logits.append(self.lm.label_logits(h, self.label_ids).float().view(p, self.batch, -1))
             if return_hidden:
                 hidden.append(h.float().view(p, self.batch, -1))
@@ -80,37 +142,45 @@ class Forward:
 
     # --- the layer cache (BBTv2): prompts below a layer are fixed while that layer is tuned -------
     @torch.no_grad()
-    def cache_layers_below(self, layer: int, deep: torch.Tensor) -> None:
-        """Cache the hidden states entering ``layer`` under the deep prompt (layers, n, H).
+    def cache_layers_below(self, layer: int, deep: torch.Tensor | None, adapters: AdapterSet | None = None) -> None:
+        """Cache the hidden states entering ``layer`` under the deep prompt (layers, n, H) and the
+        adapters (one candidate's) below it.
 
-        Later candidates whose prompts equal ``deep`` below ``layer`` run only layers
-        ``layer``..L-1. Moving up one layer from a cached state runs one layer, not all below.
+        Later candidates that agree with them below ``layer`` run only layers ``layer``..L-1. Moving
+        up one layer from a cached state runs one layer, not all below.
         """
         if layer <= 0:
             self.layer_cache = None
             return
-        below = deep[:layer].to(self.lm.device, self.lm.dtype).clone()  # (layer, n, H)
+        below = None if deep is None else deep[:layer].to(self.lm.device, self.lm.dtype).clone()  # (layer, n, H)
+        low = None if adapters is None else adapters.below(layer)
         start, hidden = 0, None
         if self.layer_cache is not None:
-            l0, below0, h0 = self.layer_cache
-            if l0 <= layer and torch.equal(below0, below[:l0]):
+            l0, below0, low0, h0 = self.layer_cache
+            same = (below0 is None) == (below is None) and (below is None or torch.equal(below0, below[:l0]))
+            if l0 <= layer and same and (low is None and low0 is None or low is not None and low.agrees_below(low0, l0)):
                 if l0 == layer:
                     return
                 start, hidden = l0, h0
         with inject.capture_inputs(self.lm, [layer]) as seen:
-            self._answer_hidden(None if start else below[None, 0], below[None], 1, start, hidden, stop=layer)
-        self.layer_cache = (layer, below, seen[layer])  # hidden: (batch, seq, H), before layer's own prompt
+            self._answer_hidden(None if start or below is None else below[None, 0], None if below is None else below[None],
+                                1, start, hidden, stop=layer, adapters=low)
+        self.layer_cache = (layer, below, low, seen[layer])  # hidden: (batch, seq, H), before layer's own prompt
 
-    def _cached_start(self, deep) -> tuple[int, torch.Tensor | None]:
-        if deep is None or self.layer_cache is None:
+    def _cached_start(self, deep, adapters=None) -> tuple[int, torch.Tensor | None]:
+        if self.layer_cache is None or (deep is None and adapters is None):
             return 0, None
-        layer, below, hidden = self.layer_cache
-        if torch.equal(deep[:, :layer], below.expand(len(deep), -1, -1, -1)):
-            return layer, hidden
-        return 0, None
+        layer, below, low, hidden = self.layer_cache
+        if (below is None) != (deep is None) or (below is not None and not torch.equal(
+                deep[:, :layer], below.expand(len(deep), -1, -1, -1))):
+            return 0, None
+        if not (low is None and (adapters is None or adapters.below(layer) is None)
+                or adapters is not None and adapters.agrees_below(low, layer)):
+            return 0, None
+        return layer, hidden
 
     def _answer_hidden(self, shallow, deep, p: int, start: int = 0, start_hidden=None,
-                       stop: int | None = None) -> torch.Tensor:
+                       stop: int | None = None, adapters: AdapterSet | None = None) -> torch.Tensor:
         """Hidden state at the answer position, (p * batch, H); layers outside start..stop-1 are skipped."""
         lm, B = self.lm, self.batch
         rows_pos = self.prompt_pos.repeat(p, 1)  # (p * batch, n), candidate-major rows
@@ -130,7 +200,9 @@ class Forward:
             return h[:, -1]
         embeds = self.base_embeds.repeat(p, 1, 1)
         embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
-        with window, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
+        adapted = (inject.candidate_adapters(lm, adapters.weights, adapters.scale) if adapters is not None
+                   else nullcontext())
+        with window, adapted, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
             h, _ = inject.run_layers(lm, embeds, self.mask.repeat(p, 1), self.pos.repeat(p, 1))
         return h[torch.arange(p * B, device=h.device), self.answer.repeat(p)]
 

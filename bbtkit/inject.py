@@ -279,7 +279,9 @@ def candidate_adapters(lm, adapters: dict[int, dict[str, tuple[torch.Tensor, tor
             projections = attention_projections(lm, layer, tuple(per_target))
             for target, (A, B) in per_target.items():
                 mod, part = projections[target]
-                handles.append(mod.register_forward_hook(_per_candidate(A, B, scale, part)))
+                w = mod.weight
+                handles.append(mod.register_forward_hook(
+                    _per_candidate(A.to(w.device, w.dtype), B.to(w.device, w.dtype), scale, part)))
         yield
     finally:
         for h in handles:
@@ -291,7 +293,7 @@ def _per_candidate(A: torch.Tensor, B: torch.Tensor, scale: float, part: slice |
         x = args[0]                                                    # (pop * batch, seq, in)
         pop = A.shape[0]
         xs = x.reshape(pop, -1, x.shape[-1])                           # (pop, batch * seq, in)
-        delta = torch.bmm(torch.bmm(xs, A.transpose(1, 2).to(x.dtype)), B.transpose(1, 2).to(x.dtype))
+        delta = torch.bmm(torch.bmm(xs, A.transpose(1, 2)), B.transpose(1, 2))
         delta = (scale * delta).reshape(*x.shape[:-1], B.shape[1])     # (pop * batch, seq, out)
         if part is None:
             return output + delta

@@ -227,7 +227,7 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
                  history=trace.history, dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
                  api_calls=train.calls, stop=trace.stop, classifier=classifier,
                  extra={"seconds_per_call": train.seconds_per_call, "space": space.kind, **(extra or {})})
-    if cfg.calibration:
+    if getattr(cfg, "calibration", None):
         res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
                                                     res.position).to_dict()
     if evaluate_test and not trace.interrupted:

@@ -15,6 +15,7 @@ from .ajo import AJOConfig, paper_budget, run_ajo, run_feature_mlp
 from .baselines import PromptConfig, run_in_context, run_manual
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
+from .dfo_lora import DFOLoRAConfig, run_dfo_lora
 from .random_search import RandomSearchConfig, run_random_search
 from .zo import ZOConfig, run_zo
 
@@ -52,6 +53,8 @@ METHODS: dict[str, Method] = {
     "random": Method("Random search", RandomSearchConfig, run_random_search),
     "zo_sgd": Method("ZO-SGD", ZOConfig, run_zo),
     "zo_gv": Method("Prior-guided ZO", ZOConfig, run_zo, (("optimizer", "zo-gv"),)),
+    "dfo_lora": Method("DFO-LoRA (CMA-ES)", DFOLoRAConfig, run_dfo_lora),
+    "dfo_lora_fw": Method("DFO-LoRA (fireworks)", DFOLoRAConfig, run_dfo_lora, (("optimizer", "fireworks"),)),
 }
 
 

@@ -54,7 +54,7 @@ class Result:
     def prompt(self) -> torch.Tensor:
         """The tuned prompt: (tokens, hidden) for BBT; (num_layers, tokens, hidden) for deep prompts;
         None when no prompt was tuned (Feature-MLP: the manual template)."""
-        if not self.layers:
+        if not self.layers or self.extra.get("space") == "lora":
             return None
         rows = [proj(z).view(self.n_tokens, self.hidden) for proj, z in zip(self.projections, self.z)]
         if self.layers == [0] and (self.method == "bbt" or self.extra.get("space") == "shallow"):
@@ -63,6 +63,18 @@ class Result:
         for layer, row in zip(self.layers, rows):
             deep[layer] = row
         return deep
+
+    @property
+    def adapters(self):
+        """DFO-LoRA: the tuned adapters (an ``AdapterSet``), rebuilt from z and the projection seeds;
+        None for the prompt methods."""
+        if self.extra.get("space") != "lora":
+            return None
+        from .spaces import LoRASpace
+
+        shapes = {t: tuple(s) for t, s in self.extra["shapes"].items()}
+        return LoRASpace(self.projections, self.layers, self.extra["rank"], shapes, self.num_layers,
+                         self.hidden).adapters(self.z)
 
     # What the methods and benchmarks record beyond the fields, read by name (None when not recorded).
     @property

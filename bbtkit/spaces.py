@@ -78,3 +78,53 @@ class DeepPrompt:
     def prompt(self, Z) -> torch.Tensor:
         """Z (blocks, d) -> (num_layers, tokens, hidden)."""
         return self.candidates(np.asarray(Z)[None])[0]
+
+
+class LoRASpace:
+    """DFO-LoRA: one z_l (d,) per adapted layer -> low-rank adapters on W_Q and W_K of that layer.
+
+    z_l is split into equal parts, one per matrix (A_Q, B_Q, A_K, B_K with the default targets),
+    each mapped by its own random projection to the matrix: A (r, in), B (out, r). Z (pop, blocks, d)
+    -> an ``AdapterSet`` for the API. z = 0 gives zero adapters: the bare model.
+    """
+
+    kind = "lora"
+
+    def __init__(self, projections: list[Projection], layers: list[int], rank: int, shapes: dict, num_layers: int,
+                 hidden: int):
+        self.targets = tuple(shapes)  # {target: (in, out)}
+        per = 2 * len(self.targets)
+        if len(projections) != per * len(layers):
+            raise ValueError(f"LoRASpace needs {per} projections per layer ({per * len(layers)}), got {len(projections)}.")
+        for j, proj in enumerate(projections):
+            d_in, d_out = shapes[self.targets[(j % per) // 2]]
+            if proj.out_dim != rank * (d_in if j % 2 == 0 else d_out):
+                raise ValueError(f"Projection {j} gives {proj.out_dim} numbers, not a rank-{rank} matrix of "
+                                 f"{'A' if j % 2 == 0 else 'B'}.")
+        self.projections, self.layers, self.rank, self.shapes = list(projections), list(layers), rank, dict(shapes)
+        self.num_layers, self.hidden, self.n = num_layers, hidden, 0
+
+    @property
+    def dim(self) -> int:
+        return sum(p.d for p in self.projections[:2 * len(self.targets)])
+
+    def candidates(self, Z):
+        """Z (pop, blocks, d) -> AdapterSet with weights {layer: {target: (A (pop, r, in), B (pop, out, r))}}."""
+        from .forward import AdapterSet
+
+        Z = np.asarray(Z, dtype=float)
+        pop, per, weights = len(Z), 2 * len(self.targets), {}
+        for i, layer in enumerate(self.layers):
+            parts = np.split(Z[:, i], np.cumsum([p.d for p in self.projections[per * i:per * (i + 1) - 1]]), axis=1)
+            mats = []
+            for part, proj in zip(parts, self.projections[per * i:per * (i + 1)]):
+                same = (part == part[:1]).all()
+                mats.append((proj(part[:1]) if same else proj(part)).expand(pop, -1))
+            weights[layer] = {t: (mats[2 * k].reshape(pop, self.rank, self.shapes[t][0]),
+                                  mats[2 * k + 1].reshape(pop, self.shapes[t][1], self.rank))
+                              for k, t in enumerate(self.targets)}
+        return AdapterSet(weights)
+
+    def adapters(self, Z):
+        """Z (blocks, d) -> the AdapterSet of that one point."""
+        return self.candidates(np.asarray(Z)[None])

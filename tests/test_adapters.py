@@ -83,3 +83,65 @@ def test_bad_targets_say_what_there_is():
     lm = bk.tiny_model("llama")
     with pytest.raises(ValueError, match="among"):
         inject.attention_projections(lm, 0, ("o",))
+
+
+# --- through the API: "the service applies the adapters the client sends" ---------------------------
+ATOL = 1e-5
+
+
+def _set(lm, pop, layers, seed=0, zero_b=False, scale=1.0):
+    return bk.api.AdapterSet(_random_adapters(lm, pop, layers, seed=seed, zero_b=zero_b), scale)
+
+
+def test_the_api_with_zero_adapters_gives_the_bare_logits_and_counts_one_call_each(tiny, toy):
+    api = bk.BlackBoxLM(tiny, "sst2", toy, budget=10)
+    bare = api().logits[0]
+    out = api(adapters=_set(tiny, 3, range(tiny.num_layers), zero_b=True))
+    assert out.logits.shape == (3, len(toy), 2) and api.calls == 4
+    for c in range(3):
+        torch.testing.assert_close(out.logits[c], bare, atol=ATOL, rtol=0)
+    with pytest.raises(bk.BudgetExceededError):
+        api(adapters=_set(tiny, 7, [0]))
+    assert api.calls == 4
+
+
+def test_the_api_batches_adapter_candidates_as_it_would_one_by_one(tiny, toy):
+    adapters = _set(tiny, 3, range(tiny.num_layers), seed=4, scale=0.5)
+    api = bk.BlackBoxLM(tiny, "sst2", toy, max_batch_tokens=10 ** 6)
+    together = api(adapters=adapters).logits
+    chunked = bk.BlackBoxLM(tiny, "sst2", toy, max_batch_tokens=1)(adapters=adapters).logits  # one at a time
+    torch.testing.assert_close(together, chunked, atol=ATOL, rtol=0)
+    one = api(adapters=adapters.take(1, 2)).logits[0]
+    torch.testing.assert_close(together[1], one, atol=ATOL, rtol=0)
+
+
+def test_the_layer_cache_with_adapters_equals_the_full_forward(toy):
+    """Layer 0's adapters are fixed while layer 1's are tuned (DFO-LoRA's layer by layer): the cached
+    hidden states entering layer 1 must give what the full forward gives."""
+    lm = bk.tiny_model("llama", layers=3)
+    fixed = _set(lm, 1, [0], seed=5)
+    tuned = _set(lm, 4, [1, 2], seed=6)
+    weights = {0: {t: (A.expand(4, -1, -1), B.expand(4, -1, -1)) for t, (A, B) in fixed.weights[0].items()},
+               **tuned.weights}
+    candidates = bk.api.AdapterSet(weights, 1.0)
+    cached_api = bk.BlackBoxLM(lm, "sst2", toy, layer_cache=True)
+    cached = cached_api(adapters=candidates).logits
+    fw = cached_api.forward_for(0, context=False)
+    assert fw.layer_cache is not None and fw.layer_cache[0] == 1  # it ran only layers 1 and 2
+    full = bk.BlackBoxLM(lm, "sst2", toy, layer_cache=False)(adapters=candidates).logits
+    torch.testing.assert_close(cached, full, atol=ATOL, rtol=0)
+    other = bk.api.AdapterSet({**weights, 0: {t: (A + 1, B) for t, (A, B) in weights[0].items()}}, 1.0)
+    assert fw._cached_start(None, other)[0] == 0  # other adapters below: the cache does not serve them
+
+
+def test_bad_adapters_are_refused_before_any_call(toy):
+    lm = bk.tiny_model("llama")
+    api = bk.BlackBoxLM(lm, "sst2", toy)
+    A, B = torch.zeros(2, 2, lm.hidden_size), torch.zeros(3, lm.hidden_size, 2)
+    with pytest.raises(ValueError, match="same number"):
+        bk.api.AdapterSet({0: {"q": (A, B)}})
+    with pytest.raises(ValueError, match="NaN or inf"):
+        bk.api.AdapterSet({0: {"q": (A, torch.full((2, lm.hidden_size, 2), float("nan")))}})
+    with pytest.raises(ValueError, match="2 prompts but 3 adapter sets"):
+        api(torch.zeros(2, 2, lm.hidden_size), adapters=_set(lm, 3, [0]))
+    assert api.calls == 0

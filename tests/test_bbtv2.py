@@ -70,7 +70,7 @@ def test_cache_moves_up_one_layer_at_a_time_and_falls_back_when_lower_prompts_di
     api.cache_below(3, incumbent)  # from the state at layer 1: runs layers 1 and 2 only
     fresh = bk.BlackBoxLM(lm, "sst2", toy, position="after")
     fresh.cache_below(3, incumbent)  # from scratch
-    torch.testing.assert_close(api.forward_for(2).layer_cache[2], fresh.forward_for(2).layer_cache[2], atol=ATOL, rtol=0)
+    torch.testing.assert_close(api.forward_for(2).layer_cache[-1], fresh.forward_for(2).layer_cache[-1], atol=ATOL, rtol=0)
     other = incumbent.clone()
     other[0] += 1.0  # disagrees below the cached layer: must not use the cache
     ref = bk.BlackBoxLM(lm, "sst2", toy, position="after")(other[None])

@@ -1,0 +1,167 @@
+"""DFO-LoRA (Jin, Liu & Tan, arXiv 2403.01754): low-rank adapters on W_Q and W_K, tuned without gradients.
+
+Every adapted layer l has its own z_l (d numbers), split into four equal parts mapped by four fixed
+random projections to A_Q (r, in), B_Q (out, r), A_K and B_K; the adapter adds B A x to the query
+and the key. The layers are optimized alternately, as BBTv2 does its prompts (``optimizers.Layerwise``:
+a layer's new z is kept only if the whole model gets better), by CMA-ES or the Fireworks Algorithm.
+The projections are normal with std = alpha * sigma_hat_l / (sqrt(d) * sigma), sigma_hat_l the
+scale of what enters layer l (the embeddings for layer 0, the clipped hidden states above: BBTv2's
+statistics, from ``BlackBoxLM.value_scales``).
+
+Where ours differs from the released code (``deepfwlora.py``), on purpose or by necessity:
+
+* the paper scales all four projections; the code scales only A_Q and A_K above layer 0 and leaves
+  B at PyTorch's default Linear init, U(+-1/sqrt(d/4)). ``scaled="A"`` does what the code does;
+* the code keeps each CMA-ES's best sample even when it is worse than the adapters it started
+  from; we keep a layer's new z only if the whole model improves (as our BBTv2);
+* the code has no Fireworks Algorithm (the paper names it); ours is Tan & Zhu's (``fireworks.py``);
+* a service here applies the adapters per candidate in one batched pass (``BlackBoxLM(adapters=...)``)
+  and caches the hidden states below the layer being tuned; the code sets weights for each call.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+
+from .api import BlackBoxLM, evaluate
+from .fireworks import Fireworks
+from .loop import to_result, tune
+from .objectives import LOSSES, Loss
+from .optimizers import CMA, Layerwise
+from .projection import Projection, normal_std
+from .runtime import set_seed
+from .spaces import LoRASpace
+from .tasks import get_task
+
+OPTIMIZERS = ("cma", "fireworks")
+
+
+@dataclass(frozen=True)
+class DFOLoRAConfig:
+    """Hyperparameters of one DFO-LoRA run. ``layers``: which layers get adapters (None: all;
+    negative indices count from the top); intrinsic_dim and popsize are per layer."""
+
+    rank: int = 4                  # r of every adapter (the code: 4)
+    targets: tuple = ("q", "k")    # the projections adapted: W_Q and W_K (the paper)
+    intrinsic_dim: int = 500       # d per layer, split evenly over the 2 x len(targets) matrices
+    optimizer: str = "cma"         # "cma" or "fireworks"
+    popsize: int = 20              # CMA-ES candidates per generation
+    sigma: float = 1.0             # CMA-ES's initial step size (the code: 1)
+    alpha: float = 1.0             # projected entries start at alpha x the scale they meet (the code: 1)
+    scaled: str = "all"            # "all": every projection model-scaled (the paper); "A": the code's
+    bound: float | None = None     # CMA-ES box [-bound, bound]; None: unbounded
+    fw_bound: float = 2.0          # Fireworks: the search box [-fw_bound, fw_bound]^d
+    fw_fireworks: int = 5          # Fireworks: n, m, m_hat (Tan & Zhu's 5, 50, 5)
+    fw_sparks: int = 50
+    fw_gaussian: int = 5
+    fw_min_amplitude: float = 0.0  # 0: Tan & Zhu; > 0: EFWA's floor on the amplitudes
+    layers: tuple | None = None
+    budget: int = 8000             # API calls on the training set, over all layers
+    loss: str = "ce"
+    prompt_position: str = "auto"  # where the template's answer is read (adapters need no prompt)
+    cache: str = "layers"          # "layers": run only the layers from the one being tuned up; "none"
+    eval_every: int = 100
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        problems = [
+            (self.rank >= 1, "rank must be at least 1"),
+            (len(self.targets) >= 1 and set(self.targets) <= {"q", "k", "v"}, "targets must be among q, k, v"),
+            (self.intrinsic_dim % (2 * len(self.targets)) == 0,
+             f"intrinsic_dim must split evenly over the {2 * len(self.targets)} matrices"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.popsize >= 2 and self.sigma > 0 and self.alpha > 0, "popsize >= 2, sigma > 0 and alpha > 0"),
+            (self.scaled in ("all", "A"), "scaled must be 'all' (the paper) or 'A' (the released code)"),
+            (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+            (self.cache in ("layers", "none"), "cache must be 'layers' or 'none'"),
+            (self.budget >= 2 and self.eval_every >= 1, "budget >= 2 and eval_every >= 1"),
+            (self.layers is None or len(self.layers) >= 1, "layers must name at least one layer, or be None"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise ValueError(f"DFOLoRAConfig: {message}.")
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(l) for l in self.layers))
+
+    @classmethod
+    def paper(cls, seed: int = 42) -> "DFOLoRAConfig":
+        """The code's setting: rank 4 on W_Q and W_K of every layer, d = 500, popsize 20, sigma 1, 8000 calls."""
+        return cls(seed=seed)
+
+    @classmethod
+    def cpu_quick(cls, seed: int = 42, optimizer: str = "cma") -> "DFOLoRAConfig":
+        """A few minutes on a 2-core CPU: the top 6 layers (every call then runs only the layers from
+        the one being tuned up), d = 100, popsize 10, 300 calls."""
+        return cls(intrinsic_dim=100, popsize=10, budget=300, layers=tuple(range(-6, 0)), eval_every=50,
+                   optimizer=optimizer, seed=seed)
+
+    def resolve_layers(self, num_layers: int) -> list[int]:
+        layers = sorted({l % num_layers for l in self.layers} if self.layers is not None else range(num_layers))
+        if self.layers is not None and any(not -num_layers <= l < num_layers for l in self.layers):
+            raise ValueError(f"DFOLoRAConfig.layers: the model has layers 0..{num_layers - 1}, got {self.layers}.")
+        return layers
+
+
+def make_space(cfg: DFOLoRAConfig, api: BlackBoxLM, layers: list[int]) -> LoRASpace:
+    """Four (or 2 x targets) projections per layer, scaled to what enters that layer."""
+    model = api.model
+    shapes = api.adapter_shapes(cfg.targets)
+    scales = api.value_scales(0, deep=True)
+    part = cfg.intrinsic_dim // (2 * len(cfg.targets))
+    projections = []
+    for l in layers:
+        std = normal_std(float(scales[l]), cfg.intrinsic_dim, cfg.sigma, cfg.alpha)
+        for k, t in enumerate(cfg.targets):
+            d_in, d_out = shapes[t]
+            seed = cfg.seed + 1000 * l + 2 * k
+            projections.append(Projection(part, cfg.rank * d_in, seed, "normal", std))
+            code_b = cfg.scaled == "A" and l > 0  # the code: B keeps PyTorch's Linear init above layer 0
+            projections.append(Projection(part, cfg.rank * d_out, seed + 1, "uniform" if code_b else "normal", std))
+    return LoRASpace(projections, layers, cfg.rank, shapes, model.num_layers, model.hidden_size)
+
+
+def make_optimizer(cfg: DFOLoRAConfig, layers: list[int]) -> Layerwise:
+    if cfg.optimizer == "cma":
+        blocks = [CMA(cfg.intrinsic_dim, cfg.sigma, cfg.popsize, cfg.seed + l, cfg.bound) for l in layers]
+    else:
+        blocks = [Fireworks(cfg.intrinsic_dim, cfg.fw_bound, cfg.fw_fireworks, cfg.fw_sparks, gaussian=cfg.fw_gaussian,
+                            seed=cfg.seed + l, min_amplitude=cfg.fw_min_amplitude) for l in layers]
+    return Layerwise(blocks, names=layers)
+
+
+def run_dfo_lora(model, task, split, cfg: DFOLoRAConfig | None = None, *, display: bool = True, callback=None,
+                 evaluate_test: bool = True, checkpoint=None, resume=None):
+    """Tune adapters on W_Q and W_K layer by layer on split.train, select on split.dev, report split.test.
+
+    Returns the same :class:`~bbtkit.results.Result` as the other methods; ``res.adapters`` rebuilds
+    the selected adapters from z and the projection seeds (``bk.evaluate(..., adapters=res.adapters)``).
+    """
+    cfg, task = cfg or DFOLoRAConfig.cpu_quick(), get_task(task)
+    if not isinstance(cfg, DFOLoRAConfig):
+        raise TypeError("run_dfo_lora needs a DFOLoRAConfig, e.g. bk.DFOLoRAConfig.cpu_quick().")
+    set_seed(cfg.seed)
+    t0 = time.perf_counter()
+    layers = cfg.resolve_layers(model.num_layers)
+    train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position,
+                       layer_cache=cfg.cache == "layers")
+    dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
+    space, opt, loss = make_space(cfg, train, layers), make_optimizer(cfg, layers), Loss(task, cfg.loss)
+
+    def dev(z) -> float:
+        out = dev_api(adapters=space.adapters(z))
+        return task.score(out.logits[0].argmax(-1).numpy(), dev_api.labels.numpy())
+
+    def score_test(res, model, task, split) -> None:
+        res.test_metric = evaluate(model, task, split.test, position=res.position, adapters=res.adapters)
+
+    trace = tune(lambda Z: loss(train(adapters=space.candidates(Z))), opt, budget=cfg.budget, api=train, dev=dev,
+                 eval_every=cfg.eval_every, callback=callback, display=display,
+                 desc=f"DFO-LoRA ({cfg.optimizer}) {task.name}", checkpoint=checkpoint, resume=resume,
+                 fingerprint={"method": "dfo_lora", **asdict(cfg)})
+    extra = {"rank": cfg.rank, "targets": list(cfg.targets), "shapes": {t: list(s) for t, s in space.shapes.items()},
+             "cache_seconds": train.cache_seconds, "train_loss": opt.incumbent,
+             "adapter_numbers": int(sum(p.out_dim for p in space.projections))}
+    return to_result("dfo_lora", model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test,
+                     extra=extra, score_test=score_test)
