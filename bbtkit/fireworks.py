@@ -132,3 +132,20 @@ class Fireworks:
 
     def final(self) -> np.ndarray:
         return self.X[0].copy()
+
+
+def record(f, dim: int = 2, generations: int = 6, **kw) -> list[dict]:
+    """Run the algorithm on f and keep, per generation: the fireworks and their amplitudes, the
+    explosion sparks with the firework each came from, and the Gaussian sparks (for pictures)."""
+    fw = Fireworks(dim, **kw)
+    X = fw.ask()
+    fw.tell(X, [f(x) for x in X])
+    frames = []
+    for _ in range(generations):
+        fireworks, amps, plan = fw.X.copy(), fw.amplitudes(fw.y), fw.plan.copy()
+        X = fw.ask()
+        n = int(plan.sum())
+        frames.append({"fireworks": fireworks, "amplitudes": amps, "sparks": X[:n], "parent": np.repeat(np.arange(len(plan)), plan),
+                       "gaussian": X[n:], "best": float(fw.y[0])})
+        fw.tell(X, [f(x) for x in X])
+    return frames

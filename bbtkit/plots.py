@@ -47,13 +47,40 @@ def ellipse(ax, mean, cov, n_std: float = 2.0, **kw):
     ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, **kw))
 
 
-def cma_frame(frame: dict, f, ax=None, lim=(-2.5, 2.5), title: str = ""):
-    """One CMA-ES generation in 2-D: f's contours, the population, the selected best, the mean and
-    the 2-sigma ellipse of the distribution the population was drawn from."""
+def _contours(ax, f, lim):
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     g = np.linspace(*lim, 120)
     Z = np.array([[f(np.array([a, b])) for a in g] for b in g])
     ax.contour(g, g, np.log10(Z + 1e-3), levels=15, cmap="Greys", linewidths=0.6)
+    return ax
+
+
+def fireworks_frame(frame: dict, f, ax=None, lim=(-2.5, 2.5), title: str = ""):
+    """One generation of the fireworks algorithm in 2-D (``fireworks.record``): each firework (a star)
+    with its explosion amplitude (a square: the box its sparks fall in), its sparks in its colour,
+    and the Gaussian sparks (crosses)."""
+    from matplotlib.patches import Rectangle
+
+    ax = _contours(ax, f, lim)
+    colours = plt.cm.tab10(np.arange(len(frame["fireworks"])) % 10)
+    for i, (x, a) in enumerate(zip(frame["fireworks"], frame["amplitudes"])):
+        ax.add_patch(Rectangle(x - a, 2 * a, 2 * a, fill=False, ec=colours[i], lw=0.8, ls="--"))
+        mine = frame["sparks"][frame["parent"] == i]
+        ax.scatter(mine[:, 0], mine[:, 1], s=8, color=colours[i])
+        ax.scatter(*x, s=120, marker="*", color=colours[i], edgecolors="k", linewidths=0.6, zorder=3)
+    if len(frame["gaussian"]):
+        ax.scatter(frame["gaussian"][:, 0], frame["gaussian"][:, 1], s=30, marker="x", color="k", label="Gaussian sparks")
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def cma_frame(frame: dict, f, ax=None, lim=(-2.5, 2.5), title: str = ""):
+    """One CMA-ES generation in 2-D: f's contours, the population, the selected best, the mean and
+    the 2-sigma ellipse of the distribution the population was drawn from."""
+    ax = _contours(ax, f, lim)
     X, sel = frame["X"], frame["selected"]
     ax.scatter(X[:, 0], X[:, 1], s=14, c="tab:blue", label="population")
     ax.scatter(X[sel, 0], X[sel, 1], s=30, facecolors="none", edgecolors="tab:red", label="selected (best μ)")

@@ -247,3 +247,30 @@ def zo_tuner(functions: dict):
     return W.interact(draw, function=list(functions), dim=W.IntSlider(20, 2, 100),
                       eps=W.FloatLogSlider(1e-3, base=10, min=-5, max=0), lr=W.FloatLogSlider(2e-4, base=10, min=-6, max=-1),
                       M=W.IntSlider(8, 2, 32), budget=W.IntSlider(2000, 200, 10000, 200))
+
+
+def dfo_lora_tuner(model, split, task: str = "sst2"):
+    """Rank, targets, optimizer, top layers and budget of a DFO-LoRA run; press Run (a run takes a while)."""
+    import dataclasses
+
+    import ipywidgets as W
+
+    from .dfo_lora import DFOLoRAConfig, run_dfo_lora
+
+    def run(rank=4, targets="q, k", optimizer="cma", top_layers=4, budget=60):
+        cfg = dataclasses.replace(DFOLoRAConfig.cpu_quick(seed=split.seed, optimizer=optimizer), rank=rank,
+                                  targets=tuple(t.strip() for t in targets.split(",")), budget=budget,
+                                  layers=tuple(range(-top_layers, 0)), eval_every=max(10, budget // 3), fw_sparks=20)
+        res = run_dfo_lora(model, task, split, cfg, display=False)
+        calls, loss = zip(*[(r["calls"], r["incumbent_loss"]) for r in res.history if r.get("incumbent_loss") is not None])
+        plt.figure(figsize=(5, 2.6))
+        plt.plot(calls, loss, drawstyle="steps-post")
+        plt.xlabel("API calls")
+        plt.ylabel("training loss (kept adapters)")
+        plt.title(f"rank {rank} on {targets}, {optimizer}, top {top_layers} layers", fontsize=8)
+        plt.show()
+        print(res.summary().replace("1 API calls", "1 API call"), f"| {res.seconds_per_call:.2f} s/call")
+
+    return W.interact_manual(run, rank=W.IntSlider(4, 1, 16), targets=["q, k", "q", "k", "q, k, v"],
+                             optimizer=["cma", "fireworks"], top_layers=W.IntSlider(4, 1, model.num_layers),
+                             budget=W.IntSlider(60, 20, 400, 20))

@@ -68,3 +68,36 @@ def test_cpu_quick_adapts_the_top_six_layers_and_bad_settings_say_what_to_do():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         bk.DFOLoRAConfig(optimizer="pso")
     assert bk.METHODS["dfo_lora_fw"].preset("sst2", 13).optimizer == "fireworks"
+
+
+def test_notebook_09s_plain_loop_is_run_dfo_lora(split):
+    """The loop notebook 09 shows, written out with the package's pieces, ends where run_dfo_lora does."""
+    from bbtkit.dfo_lora import make_optimizer, make_space
+    from bbtkit.objectives import Loss
+
+    lm = bk.tiny_model("llama", layers=2)
+    cfg = small(budget=41)
+    res = bk.run_dfo_lora(lm, "sst2", split, cfg, display=False, evaluate_test=False)
+
+    bk.set_seed(cfg.seed)
+    layers = cfg.resolve_layers(lm.num_layers)
+    api = bk.BlackBoxLM(lm, "sst2", split.train, budget=cfg.budget, layer_cache=True)
+    space, opt, loss = make_space(cfg, api, layers), make_optimizer(cfg, layers), Loss(bk.get_task("sst2"), cfg.loss)
+    opt.rescore(loss(api(adapters=space.adapters(opt.start)))[0][0])   # the incumbent: zero adapters
+    while api.calls + opt.popsize <= cfg.budget:
+        Z = opt.ask()                                    # (pop, layers, d): one layer's row varies
+        losses, _ = loss(api(adapters=space.candidates(Z)))
+        opt.tell(Z, losses)                              # kept only if the whole model improves
+    assert opt.incumbent == res.extra["train_loss"] and api.calls == res.api_calls
+
+
+def test_fireworks_pictures_and_the_widget_build():
+    import matplotlib
+    matplotlib.use("Agg")
+    from bbtkit import fireworks, plots
+    from bbtkit.cmaes import rosenbrock
+
+    frames = fireworks.record(rosenbrock, dim=2, generations=3, bound=2.5, sparks=20, seed=0)
+    assert len(frames) == 3 and all(len(f["sparks"]) == len(f["parent"]) for f in frames)
+    assert frames[-1]["best"] <= frames[0]["best"]
+    plots.fireworks_frame(frames[0], rosenbrock)
