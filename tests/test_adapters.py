@@ -115,10 +115,11 @@ def test_the_api_batches_adapter_candidates_as_it_would_one_by_one(tiny, toy):
     torch.testing.assert_close(together[1], one, atol=ATOL, rtol=0)
 
 
-def test_the_layer_cache_with_adapters_equals_the_full_forward(toy):
+@pytest.mark.parametrize("arch", bk.models.TINY)
+def test_the_layer_cache_with_adapters_equals_the_full_forward(arch, toy):
     """Layer 0's adapters are fixed while layer 1's are tuned (DFO-LoRA's layer by layer): the cached
     hidden states entering layer 1 must give what the full forward gives."""
-    lm = bk.tiny_model("llama", layers=3)
+    lm = bk.tiny_model(arch, layers=3)
     fixed = _set(lm, 1, [0], seed=5)
     tuned = _set(lm, 4, [1, 2], seed=6)
     weights = {0: {t: (A.expand(4, -1, -1), B.expand(4, -1, -1)) for t, (A, B) in fixed.weights[0].items()},
