@@ -15,6 +15,7 @@ import torch
 
 from . import checks
 from .data import Examples
+from . import inject
 from .forward import AdapterSet, Forward
 from .templates import resolve_position
 from .tasks import get_task
@@ -34,24 +35,51 @@ class APIOutput:
     hidden: torch.Tensor | None = None
 
 
-def as_prompts(prompts, lm) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
-    """Normalise candidate prompts to (pop, shallow (pop, n, H) | None, deep (pop, L, n, H) | None).
+def as_prompts(prompts, lm, batch: int | None = None, per_example: bool | None = None):
+    """Normalise candidate prompts to (pop, shallow | None, deep (pop, L, n, H) | None).
 
-    Accepts None (no prompt, one candidate), (n, H), (pop, n, H) or (pop, layers, n, H).
+    Accepts None (no prompt, one candidate), (n, H), (pop, n, H), (pop, layers, n, H) (deep), or
+    (pop, batch, n, H): one prompt per candidate and example (instance-aware prompts, IPL), returned
+    as the shallow part. A 4-D shape is read as per-example when its second size is the number of
+    examples (``batch``) and not the number of layers; ``per_example`` decides when it is both.
     """
     if prompts is None:
         return 1, None, None
     p = torch.as_tensor(np.asarray(prompts) if not torch.is_tensor(prompts) else prompts)
     if p.ndim == 2:
         p = p[None]
-    if p.ndim not in (3, 4) or p.shape[-1] != lm.hidden_size:
-        raise ValueError(f"Prompts must have shape (pop, tokens, {lm.hidden_size}) or (pop, layers, tokens, "
-                         f"{lm.hidden_size}); got {tuple(p.shape)}.")
-    if p.ndim == 4 and p.shape[1] != lm.num_layers:
-        raise ValueError(f"A deep prompt needs one entry per layer ({lm.num_layers}), got {p.shape[1]}.")
+    H = lm.hidden_size
+    if p.ndim not in (3, 4) or p.shape[-1] != H:
+        raise ValueError(f"Prompts must have shape (pop, tokens, {H}), (pop, layers, tokens, {H}) or, one per "
+                         f"example, (pop, examples, tokens, {H}); got {tuple(p.shape)}.")
+    if p.ndim == 4:
+        deep_ok, per_ok = p.shape[1] == lm.num_layers, batch is not None and p.shape[1] == batch
+        if per_example is None:
+            if deep_ok and per_ok:
+                raise ValueError(f"A prompt of shape {tuple(p.shape)} could be deep ({lm.num_layers} layers) or one "
+                                 f"per example ({batch} examples): pass per_example=True or False.")
+            per_example = per_ok
+        if per_example and not per_ok:
+            raise ValueError(f"Per-example prompts need one prompt per example ({batch}), got {p.shape[1]}.")
+        if not per_example and not deep_ok:
+            raise ValueError(f"A deep prompt needs one entry per layer ({lm.num_layers}), got {p.shape[1]}"
+                             + (f"; for one prompt per example, send {batch}." if batch else "."))
     checks.finite_prompts(p)
     p = p.to(device=lm.device, dtype=lm.dtype)
-    return (p.shape[0], p, None) if p.ndim == 3 else (p.shape[0], None, p)
+    return (p.shape[0], p, None) if p.ndim == 3 or per_example else (p.shape[0], None, p)
+
+
+def mean_embeddings(model, examples: Examples, max_length: int = 256) -> torch.Tensor:
+    """(n, H): each example's input (its text fields, without the template) as the mean of its word
+    embeddings: what an embeddings endpoint that pools the input layer returns. IPL's relevance
+    scores need nothing more of the input (the mean of q . k_j over tokens j is q . mean_j k_j)."""
+    out = torch.zeros(len(examples), model.hidden_size)
+    with torch.no_grad():
+        for i, ex in enumerate(examples):
+            ids = (model.encode(ex.text_a) + (model.encode(" " + ex.text_b) if ex.text_b else []))[:max_length]
+            if ids:
+                out[i] = inject.embed(model, torch.tensor(ids)[None])[0].float().mean(0).cpu()
+    return out
 
 
 class BlackBoxLM:
@@ -122,10 +150,12 @@ class BlackBoxLM:
         fw.cache_layers_below(int(layer), p, adapters)
         self.cache_seconds += time.perf_counter() - t0
 
-    def __call__(self, prompts=None, return_hidden: bool = False, adapters: AdapterSet | None = None) -> APIOutput:
-        """Label-word logits of each candidate: a prompt, adapters the service applies for the call
-        (``AdapterSet``, one set per candidate), or both (the same number of each)."""
-        pop, shallow, deep = as_prompts(prompts, self.model)
+    def __call__(self, prompts=None, return_hidden: bool = False, adapters: AdapterSet | None = None,
+                 per_example: bool | None = None) -> APIOutput:
+        """Label-word logits of each candidate: a prompt (one for all examples, or one per example:
+        (pop, examples, tokens, H), see ``as_prompts``), adapters the service applies for the call
+        (``AdapterSet``, one set per candidate), or both (the same number of each). One call per candidate."""
+        pop, shallow, deep = as_prompts(prompts, self.model, len(self.examples), per_example)
         if adapters is not None:
             if prompts is not None and pop != adapters.pop:
                 raise ValueError(f"{pop} prompts but {adapters.pop} adapter sets: send one of each per candidate.")
@@ -157,6 +187,13 @@ class BlackBoxLM:
         return {t: (self.model.hidden_size, part.stop - part.start if part is not None else mod.out_features)
                 for t, (mod, part) in found.items()}
 
+    def input_embeddings(self) -> torch.Tensor:
+        """(examples, H): each input's mean word embedding (``mean_embeddings``), what an embeddings
+        endpoint would return; instance-aware prompts (IPL) are built from it. No API call."""
+        if getattr(self, "_input_embeddings", None) is None:
+            self._input_embeddings = mean_embeddings(self.model, self.examples, self._opts["max_length"])
+        return self._input_embeddings
+
     def value_scales(self, n_prompt: int, deep: bool = False) -> np.ndarray:
         """The scale of what a prompt is added to: the one thing a method may know of the model beyond
         its outputs (model-scaled projections need it), and the only way it learns it. (1,): the word
@@ -175,19 +212,29 @@ class BlackBoxLM:
 
 @torch.no_grad()
 def label_logits(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
-                 return_hidden: bool = False, max_length: int = 256, adapters: AdapterSet | None = None):
+                 return_hidden: bool = False, max_length: int = 256, adapters: AdapterSet | None = None,
+                 per_example: bool = False):
     """Label-word logits (n, classes) of one prompt (or none) on any number of examples.
 
-    prompt: None, a shallow prompt (tokens, hidden), or a deep prompt (layers, tokens, hidden).
-    Examples are grouped by length, so that little time goes into padding.
+    prompt: None, a shallow prompt (tokens, hidden), a deep prompt (layers, tokens, hidden), with
+    per_example=True one prompt per example (n, tokens, hidden), or an instance-aware prompt (an
+    object with ``for_examples(model, examples)``, IPL's ``res.prompt``). Examples are grouped by
+    length, so that little time goes into padding.
     """
     task = get_task(task)
     if len(examples) == 0:
         raise ValueError("Cannot evaluate on an empty split.")
     position = resolve_position(model, position)
+    if prompt is not None and hasattr(prompt, "for_examples"):
+        prompt, per_example = prompt.for_examples(model, examples), True
     if prompt is not None:
-        prompt = torch.as_tensor(np.asarray(prompt) if not torch.is_tensor(prompt) else prompt)[None]
-    _, shallow, deep = as_prompts(prompt, model)
+        prompt = torch.as_tensor(np.asarray(prompt) if not torch.is_tensor(prompt) else prompt)
+        if per_example and (prompt.ndim != 3 or len(prompt) != len(examples)):
+            raise ValueError(f"Per-example prompts need shape ({len(examples)}, tokens, {model.hidden_size}), one "
+                             f"per example; got {tuple(prompt.shape)}.")
+        _, shallow, deep = as_prompts(prompt if per_example else prompt[None], model)  # per example: (n, tokens, H)
+    else:
+        shallow = deep = None
     n = 0 if prompt is None else prompt.shape[-2]
     order = np.argsort([len(ex.text_a) + len(ex.text_b or "") for ex in examples], kind="stable")
     logits = torch.empty(len(examples), task.num_classes)
@@ -196,7 +243,8 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
         idx = order[s:s + batch_size]
         fw = Forward(model, task, [examples[int(i)] for i in idx], n, position, max_length=max_length,
                      use_cache=adapters is None)
-        lg, h = fw.run(shallow, deep, 1, return_hidden, adapters=adapters)
+        sh = shallow[torch.as_tensor(idx, device=shallow.device)][None] if per_example else shallow  # (1, batch, n, H)
+        lg, h = fw.run(sh, deep, 1, return_hidden, adapters=adapters)
         logits[idx] = lg[0]
         if return_hidden:
             hidden[idx] = h[0]
@@ -204,15 +252,18 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
 
 
 def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
-             return_predictions: bool = False, calibration=None, adapters: AdapterSet | None = None):
+             return_predictions: bool = False, calibration=None, adapters: AdapterSet | None = None,
+             per_example: bool = False):
     """The task's metric (accuracy, F1 or macro-F1) of a prompt, or of the bare template, on examples.
 
     calibration: a fitted :class:`~bbtkit.calibration.Calibration` applied to the logits first;
-    adapters: one candidate's ``AdapterSet`` (DFO-LoRA's ``res.adapters``), applied for the evaluation.
+    adapters: one candidate's ``AdapterSet`` (DFO-LoRA's ``res.adapters``), applied for the evaluation;
+    per_example: the prompt is one per example (see ``label_logits``; IPL's ``res.prompt`` needs no flag).
     """
     task = get_task(task)
     checks.labels_in_range([ex.label for ex in examples], task)
-    logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size, adapters=adapters)
+    logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size, adapters=adapters,
+                          per_example=per_example)
     if calibration is not None:
         logits = calibration.apply(logits)
     preds = logits.argmax(-1).numpy()

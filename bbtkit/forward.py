@@ -118,6 +118,8 @@ class Forward:
             adapters: AdapterSet | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (pop, batch, classes) and hidden (pop, batch, H) for pop candidates.
 
+        shallow: (pop, n, H), or (pop, batch, n, H) for one prompt per candidate and example.
+
         Deep prompts that agree below the cached layer (see ``cache_layers_below``) start from the
         cached hidden states there and run only the layers above.
         """
@@ -185,6 +187,8 @@ class Forward:
         lm, B = self.lm, self.batch
         rows_pos = self.prompt_pos.repeat(p, 1)  # (p * batch, n), candidate-major rows
         sh = None if start else shallow  # (p, n, H): add_at shares each candidate's prompt across its batch
+        if sh is not None and sh.ndim == 4:  # (p, batch, n, H): one prompt per candidate and example (IPL)
+            sh = sh.flatten(0, 1)
         window = (inject.layer_window(lm, start, stop, None if start_hidden is None else start_hidden.repeat(p, 1, 1))
                   if start or stop is not None else nullcontext())
         if self.context_cached:

@@ -229,14 +229,16 @@ def _low_rank(A: torch.Tensor, B: torch.Tensor, scale: float):
     return hook
 
 
-def answer_logits(lm, fw, rows: torch.Tensor, prompt: torch.Tensor | None = None) -> torch.Tensor:
+def answer_logits(lm, fw, rows: torch.Tensor, prompt: torch.Tensor | None = None,
+                  per_example: bool = False) -> torch.Tensor:
     """Label-word logits (len(rows), classes) of some examples of an uncached ``api.Forward``,
     recomputed from the current weights (the word embeddings included), with autograd when the
-    caller has it on. prompt: None, (n, H) shallow or (layers, n, H) deep, shared by the rows."""
+    caller has it on. prompt: None, (n, H) shallow or (layers, n, H) deep, shared by the rows; with
+    per_example=True, (len(rows), n, H), one shallow prompt per row (IPL)."""
     ids, mask, pos = fw.ids[rows], fw.mask[rows], fw.pos[rows]
     positions, answer = fw.prompt_pos[rows], fw.answer[rows]
-    deep = prompt[None] if prompt is not None and prompt.ndim == 3 else None
-    shallow = None if prompt is None else (prompt[None] if prompt.ndim == 2 else prompt[None, 0])
+    deep = prompt[None] if prompt is not None and prompt.ndim == 3 and not per_example else None
+    shallow = None if prompt is None else (prompt if per_example else prompt[None] if prompt.ndim == 2 else prompt[None, 0])
     embeds = add_at(embed(lm, ids), positions, shallow) if shallow is not None else embed(lm, ids)
     with deep_prompt_hooks(lm, deep, positions):
         h, _ = run_layers(lm, embeds, mask, pos)

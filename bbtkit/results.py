@@ -53,9 +53,16 @@ class Result:
     @property
     def prompt(self) -> torch.Tensor:
         """The tuned prompt: (tokens, hidden) for BBT; (num_layers, tokens, hidden) for deep prompts;
-        None when no prompt was tuned (Feature-MLP: the manual template)."""
+        IPL: a ``WeightedPrompt`` (its tokens weighted per input); None when no prompt was tuned
+        (Feature-MLP: the manual template)."""
         if not self.layers or self.extra.get("space") == "lora":
             return None
+        if self.extra.get("space") == "instance":  # IPL: a WeightedPrompt, weighted per input
+            from .spaces import InstancePrompt, WeightedPrompt
+            if not self.projections:  # the gradient-trained original: its numbers are z
+                return WeightedPrompt.from_flat(self.z, self.n_tokens, self.hidden, self.extra["head_size"])
+            return InstancePrompt(self.projections, self.n_tokens, self.hidden, self.extra["head_size"],
+                                  self.extra["feature_mean"]).prompt(self.z[0])
         rows = [proj(z).view(self.n_tokens, self.hidden) for proj, z in zip(self.projections, self.z)]
         if self.layers == [0] and (self.method == "bbt" or self.extra.get("space") == "shallow"):
             return rows[0]

@@ -128,3 +128,94 @@ class LoRASpace:
     def adapters(self, Z):
         """Z (blocks, d) -> the AdapterSet of that one point."""
         return self.candidates(np.asarray(Z)[None])
+
+
+def relevance(P, Wq, bq, Wk, bk, features) -> torch.Tensor:
+    """IPL's weights w (pop, examples, n) = sigmoid(mean_j q_i . k_j / sqrt(h)), q_i = W_q p_i + b_q,
+    k_j = W_k e_j + b_k; the mean over the input's tokens j is taken first (it commutes with W_k), so
+    features (examples, H) are the inputs' mean word embeddings. P (pop, n, H), W (pop, h, H), b (pop, h)."""
+    q = torch.einsum("pnH,phH->pnh", P, Wq) + bq[:, None]
+    k = torch.einsum("eH,phH->peh", features.to(P.dtype), Wk) + bk[:, None]
+    return torch.sigmoid(torch.einsum("pnh,peh->pen", q, k) / Wq.shape[1] ** 0.5)
+
+
+class WeightedPrompt:
+    """An instance-aware prompt (IPL): P (n, H) whose token i is weighted for each input by
+    ``relevance``. ``bk.evaluate(model, task, examples, res.prompt)`` builds each example's prompt
+    w_i(x) p_i from the input's mean word embedding (``mean_embeddings``)."""
+
+    def __init__(self, P, Wq, bq, Wk, bk):
+        self.P, self.Wq, self.bq, self.Wk, self.bk = (torch.as_tensor(t, dtype=torch.float32) for t in (P, Wq, bq, Wk, bk))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.P.shape)
+
+    def weights(self, features) -> torch.Tensor:
+        """(examples, n) weights of the prompt tokens for inputs with these mean embeddings (examples, H)."""
+        return relevance(self.P[None], self.Wq[None], self.bq[None], self.Wk[None], self.bk[None],
+                         torch.as_tensor(features))[0]
+
+    def prompts(self, features) -> torch.Tensor:
+        """(examples, n, H): w_i(x) p_i for each input."""
+        return self.weights(features)[..., None] * self.P
+
+    def for_examples(self, model, examples) -> torch.Tensor:
+        from .api import mean_embeddings
+        return self.prompts(mean_embeddings(model, examples))
+
+    def flat(self) -> np.ndarray:
+        """Every number, in the order ``from_flat`` reads them (P, W_q, b_q, W_k, b_k)."""
+        return torch.cat([t.reshape(-1) for t in (self.P, self.Wq, self.bq, self.Wk, self.bk)]).numpy().astype(float)
+
+    @classmethod
+    def from_flat(cls, theta, n_tokens: int, hidden: int, head_size: int) -> "WeightedPrompt":
+        sizes = [n_tokens * hidden, head_size * hidden, head_size, head_size * hidden, head_size]
+        theta = torch.as_tensor(np.asarray(theta, dtype=np.float32).reshape(-1))
+        if len(theta) != sum(sizes):
+            raise ValueError(f"An instance-aware prompt of {n_tokens} x {hidden} with head size {head_size} has "
+                             f"{sum(sizes)} numbers, got {len(theta)}.")
+        P, Wq, bq, Wk, bk = torch.split(theta, sizes)
+        return cls(P.view(n_tokens, hidden), Wq.view(head_size, hidden), bq, Wk.view(head_size, hidden), bk)
+
+
+class InstancePrompt:
+    """Black-box IPL: z = (z_P, z_Q, z_K) -> P = A_P z_P (n, H), W_q = A_Q z_Q and W_k = A_K z_K (h, H).
+
+    Per candidate and example, the prompt w_i(x) P_i is added to the template tokens, as BBT adds A z,
+    so z = 0 is the manual prompt. The key bias is fixed at -W_k mu (mu: the training inputs' mean
+    embedding), which centres the scores; the paper learns it. candidates(X, features) -> (pop, examples, n, H).
+    """
+
+    kind = "instance"
+
+    def __init__(self, projections: list[Projection], n_tokens: int, hidden: int, head_size: int, center):
+        if len(projections) != 3:
+            raise ValueError("An instance-aware prompt space has three projections: P, W_q and W_k.")
+        sizes = [n_tokens * hidden, head_size * hidden, head_size * hidden]
+        for proj, size, name in zip(projections, sizes, ("P", "W_q", "W_k")):
+            if proj.out_dim != size:
+                raise ValueError(f"The projection of {name} gives {proj.out_dim} numbers; it needs {size}.")
+        self.projections, self.n, self.hidden, self.head = list(projections), n_tokens, hidden, head_size
+        self.center = torch.as_tensor(np.asarray(center, dtype=np.float32))
+        self.layers = [0]
+
+    @property
+    def dim(self) -> int:
+        return sum(p.d for p in self.projections)
+
+    def parts(self, X):
+        """X (pop, dim) -> P (pop, n, H), W_q, b_q, W_k, b_k."""
+        X = np.asarray(X, dtype=float).reshape(-1, self.dim)
+        zP, zQ, zK = np.split(X, np.cumsum([p.d for p in self.projections[:2]]), axis=1)
+        pop, H, h = len(X), self.hidden, self.head
+        P = self.projections[0](zP).view(pop, self.n, H)
+        Wq, Wk = self.projections[1](zQ).view(pop, h, H), self.projections[2](zK).view(pop, h, H)
+        return P, Wq, torch.zeros(pop, h), Wk, -(Wk @ self.center)
+
+    def candidates(self, X, features) -> torch.Tensor:
+        P, Wq, bq, Wk, bk = self.parts(X)
+        return relevance(P, Wq, bq, Wk, bk, features)[..., None] * P[:, None]
+
+    def prompt(self, z) -> WeightedPrompt:
+        return WeightedPrompt(*(t[0] for t in self.parts(np.asarray(z)[None])))

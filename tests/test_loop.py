@@ -170,9 +170,10 @@ def test_method_modules_import_neither_inject_nor_transformers_nor_models():
 
 
 def test_only_the_white_box_chapter_opens_the_box():
-    """MeZO needs the weights and says so by importing bbtkit.whitebox; no black-box method does."""
+    """MeZO and IPL's gradient-trained original need the weights and say so by importing bbtkit.whitebox;
+    no black-box method does."""
     users = sorted(p.stem for p in PACKAGE.glob("*.py") if "whitebox" in _imports(p))
-    assert users == ["mezo"]
+    assert users == ["ipl_gradient", "mezo"]
 
 
 def test_the_import_check_catches_a_forbidden_import(tmp_path):
