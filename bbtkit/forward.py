@@ -8,7 +8,7 @@ below l changes, so that a candidate runs only layers l..L-1).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,8 +24,11 @@ class AdapterSet:
 
     weights: dict
     scale: float = 1.0
+    checked: bool = field(default=False, repr=False, compare=False)  # set by take/below: skip re-checking
 
     def __post_init__(self) -> None:
+        if self.checked:
+            return  # a part of a set that was checked whole
         pops = {t.shape[0] for per in self.weights.values() for A, B in per.values() for t in (A, B)}
         if not self.weights or len(pops) != 1 or 0 in pops:
             raise ValueError(f"Adapters need at least one layer and the same number (>= 1) of candidates in every "
@@ -46,13 +49,13 @@ class AdapterSet:
     def take(self, start: int, stop: int) -> "AdapterSet":
         """Candidates start..stop-1."""
         return AdapterSet({l: {t: (A[start:stop], B[start:stop]) for t, (A, B) in per.items()}
-                           for l, per in self.weights.items()}, self.scale)
+                           for l, per in self.weights.items()}, self.scale, checked=True)
 
     def below(self, layer: int) -> "AdapterSet | None":
         """The first candidate's adapters on layers below ``layer`` (None when there are none)."""
         low = {l: {t: (A[:1].clone(), B[:1].clone()) for t, (A, B) in per.items()}
                for l, per in self.weights.items() if l < layer}
-        return AdapterSet(low, self.scale) if low else None
+        return AdapterSet(low, self.scale, checked=True) if low else None
 
     def lowest_difference(self) -> int | None:
         """The lowest layer where the candidates' adapters differ (None: they are all the same)."""
@@ -63,10 +66,10 @@ class AdapterSet:
 
     def agrees_below(self, ref: "AdapterSet | None", layer: int) -> bool:
         """Every candidate's adapters below ``layer`` are ``ref``'s (one candidate)."""
-        low = self.below(layer)
-        if low is None or ref is None:
-            return low is None and ref is None
-        if self.scale != ref.scale or set(low.weights) != set(ref.weights):
+        low = {l for l in self.weights if l < layer}  # no copy: only compared
+        if not low or ref is None:
+            return not low and ref is None
+        if self.scale != ref.scale or low != set(ref.weights):
             return False
         return all(set(self.weights[l]) == set(ref.weights[l]) and all(
             torch.equal(T, R.expand_as(T)) for t in ref.weights[l]
