@@ -120,8 +120,9 @@ class Result:
     def summary(self) -> str:
         dev = "-" if self.dev_metric is None else f"{self.dev_metric:.3f}"
         test = "-" if self.test_metric is None else f"{self.test_metric:.3f}"
-        return (f"{self.method} on {self.task} with {self.model}: dev {dev}, test {test}, "
-                f"{self.api_calls} API calls, {self.seconds / 60:.1f} min")
+        spent = (f"{self.stop['steps']} gradient steps, no API call" if self.extra.get("mode") == "gradient"
+                 else f"{self.api_calls} API call{'' if self.api_calls == 1 else 's'}")
+        return f"{self.method} on {self.task} with {self.model}: dev {dev}, test {test}, {spent}, {self.seconds / 60:.1f} min"
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the result folder atomically: everything goes into a temporary folder beside

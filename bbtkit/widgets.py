@@ -269,8 +269,42 @@ def dfo_lora_tuner(model, split, task: str = "sst2"):
         plt.ylabel("training loss (kept adapters)")
         plt.title(f"rank {rank} on {targets}, {optimizer}, top {top_layers} layers", fontsize=8)
         plt.show()
-        print(res.summary().replace("1 API calls", "1 API call"), f"| {res.seconds_per_call:.2f} s/call")
+        print(res.summary(), f"| {res.seconds_per_call:.2f} s/call")
 
     return W.interact_manual(run, rank=W.IntSlider(4, 1, 16), targets=["q, k", "q", "k", "q, k, v"],
                              optimizer=["cma", "fireworks"], top_layers=W.IntSlider(4, 1, model.num_layers),
                              budget=W.IntSlider(60, 20, 400, 20))
+
+
+def ipl_explorer(model, prompt, task: str = "sst2", position: str = "auto",
+                 text: str = "a gripping , beautifully acted film"):
+    """Type an input: the weight IPL gives each prompt token for it, w_i(x), and the label-word
+    probabilities with the weighted prompt and with the manual one (prompt: an IPL ``res.prompt``)."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    from .api import mean_embeddings
+
+    task = get_task(task)
+
+    def draw(text=text):
+        ex = Examples([Example(text, None, 0)], name="typed")
+        w = prompt.weights(mean_embeddings(model, ex))[0].numpy()
+        probs = {"manual": label_logits(model, task, ex, torch.zeros(prompt.shape), position=position).softmax(-1)[0],
+                 "IPL": label_logits(model, task, ex, prompt, position=position).softmax(-1)[0]}
+        fig, axes = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 1.4]})
+        axes[0].bar(range(len(w)), w, color="tab:purple")
+        axes[0].set(ylim=(0, 1), xticks=range(len(w)), xlabel="prompt token i", ylabel="w_i(x)",
+                    title="the prompt's weights for this input")
+        x = np.arange(task.num_classes)
+        for k, (name, p) in enumerate(probs.items()):
+            axes[1].bar(x + (k - 0.5) * 0.4, p.numpy(), 0.4, label=name)
+        axes[1].set_xticks(x, task.class_names)
+        axes[1].set(ylim=(0, 1), ylabel="probability", title="label words")
+        axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        plt.tight_layout()
+        plt.show()
+
+    ui = W.interactive(draw, text=W.Text(text, continuous_update=False, layout=W.Layout(width="90%")))
+    display(ui)
+    return ui

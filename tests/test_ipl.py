@@ -148,3 +148,44 @@ def test_bad_configs_say_what_to_do():
         bk.IPLConfig(mode="white")
     with pytest.raises(TypeError, match="IPLConfig"):
         bk.run_ipl(bk.tiny_model("llama"), "sst2", None, bk.BBTConfig.cpu_quick())
+
+
+def test_notebook_11s_plain_loop_is_run_ipl(split):
+    """The loop notebook 11 shows, written out with the package's pieces, is the loop run_ipl runs."""
+    from bbtkit.ipl import make_space
+    from bbtkit.objectives import Loss
+    from bbtkit.optimizers import CMA
+
+    lm = bk.tiny_model("llama")
+    cfg = dataclasses.replace(bk.IPLConfig.cpu_quick(seed=5), intrinsic_dim=8, weight_dim=4, head_size=4, budget=40)
+    res = bk.run_ipl(lm, "sst2", split, cfg, display=False, evaluate_test=False)
+
+    bk.set_seed(cfg.seed)
+    api = bk.BlackBoxLM(lm, "sst2", split.train, budget=cfg.budget)
+    space, loss = make_space(cfg, api), Loss(bk.get_task("sst2"), cfg.loss)
+    feats = api.input_embeddings()                  # (examples, H): what an embeddings endpoint returns
+    opt = CMA(space.dim, cfg.sigma, cfg.popsize, cfg.seed, cfg.bound)
+    best = []
+    while api.calls + opt.popsize <= cfg.budget:
+        X = opt.ask()                                # (pop, d_P + 2 d_W)
+        prompts = space.candidates(X, feats)         # (pop, examples, tokens, H): one prompt per example
+        losses, _ = loss(api(prompts, per_example=True))
+        opt.tell(X, losses)
+        best.append(losses.min())
+    np.testing.assert_allclose(best, [h["best_loss"] for h in res.history[1:]], rtol=1e-6)
+    assert api.calls == res.api_calls
+
+
+def test_the_explorer_draws_the_weights_of_a_typed_input(split):
+    import matplotlib
+    matplotlib.use("Agg")
+    lm = bk.tiny_model("llama")
+    g = torch.Generator().manual_seed(6)
+    H = lm.hidden_size
+    prompt = WeightedPrompt(*(torch.randn(*s, generator=g) for s in [(3, H), (4, H), (4,), (4, H), (4,)]))
+    w = bk.widgets.ipl_explorer(lm, prompt, "sst2", text="a fine film")
+    w.children[0].value = "a dull film"  # typing runs the drawing again
+    assert "a dull film" in w.children[0].value
+    summary = bk.run_ipl(lm, "sst2", split, dataclasses.replace(bk.IPLConfig.cpu_quick(mode="gradient"), head_size=4,
+                                                                 steps=2, eval_every=2), display=False).summary()
+    assert "2 gradient steps, no API call" in summary
