@@ -213,12 +213,12 @@ def mix_explorer(parts: dict, labels, task, mix: float = 0.5):
         grid = np.linspace(0, 1, 21)
         ax.plot(grid, [task.score((a * lm_p + (1 - a) * f_p).argmax(-1), labels) for a in grid], c="tab:blue")
         ax.axvline(mix, c="tab:red", ls="--")
-        ax.set_xlabel("mix (0 = classifier f alone, 1 = calibrated LM alone)")
+        ax.set_xlabel("α, AJOConfig.mix (0 = classifier f alone, 1 = calibrated LM alone)")
         ax.set_ylabel(task.metric)
-        ax.set_title(f"mix = {mix:.2f}: {task.metric} {score:.1%}", fontsize=10)
+        ax.set_title(f"α = {mix:.2f}: {task.metric} {score:.1%}", fontsize=10)
         plt.show()
 
-    return W.interact(draw, mix=W.FloatSlider(value=mix, min=0.0, max=1.0, step=0.05))
+    return W.interact(draw, mix=W.FloatSlider(value=mix, min=0.0, max=1.0, step=0.05, description="α (mix)"))
 
 
 def zo_tuner(functions: dict):
