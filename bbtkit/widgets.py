@@ -32,17 +32,23 @@ def label_word_probs(lm, task: Task, text: str, text_b: str | None = None) -> di
     return dict(zip(task.words(lm.family), probs))
 
 
-def label_word_explorer(lm, task: Task | str = "sst2", templates: dict[str, str] | None = None):
-    """Type a sentence, pick a template, edit the label words: see the label-word probabilities."""
+def label_word_explorer(lm, task: Task | str = "sst2", templates: dict | None = None):
+    """Type a sentence, pick a template, edit the label words: see the label-word probabilities.
+
+    templates: {name: template} or {name: (template, label words)}; picking a template puts its own
+    label words (or the task's) in the label-word box.
+    """
     import ipywidgets as W
     from IPython.display import display
 
     task = get_task(task)
-    templates = templates or {"default": task.template(lm.family)}
+    own = tuple(task.words(lm.family))
+    templates = {name: (t, tuple(own)) if isinstance(t, str) else (t[0], tuple(t[1]))
+                 for name, t in (templates or {"default": task.template(lm.family)}).items()}
     text = W.Textarea(value="A gripping story with wonderful acting.", layout=W.Layout(width="95%"),
                       description="Input")
     tpl = W.Dropdown(options=list(templates), description="Template")
-    words = W.Text(value=", ".join(task.words(lm.family)), description="Label words")
+    words = W.Text(value=", ".join(templates[tpl.value][1]), description="Label words")
     out = W.Output()
 
     def redraw(*_):
@@ -50,7 +56,7 @@ def label_word_explorer(lm, task: Task | str = "sst2", templates: dict[str, str]
             out.clear_output(wait=True)
             try:
                 ws = tuple(w.strip() for w in words.value.split(",") if w.strip())
-                t = task.with_template(templates[tpl.value], lm.family, ws)
+                t = task.with_template(templates[tpl.value][0], lm.family, ws)
                 probs = label_word_probs(lm, t, text.value)
             except ValueError as err:  # a multi-token label word, say: show the message, not a traceback
                 print(err)
@@ -62,10 +68,16 @@ def label_word_explorer(lm, task: Task | str = "sst2", templates: dict[str, str]
             ax.set_title(repr(t.fill(Example(text.value, None, 0), lm.family))[:80], fontsize=8)
             plt.show()
 
+    def new_template(change):
+        words.value = ", ".join(templates[change["new"]][1])  # its own label words (this redraws)
+
+    tpl.observe(new_template, names="value")
     for w in (text, tpl, words):
         w.observe(redraw, names="value")
     redraw()
-    display(W.VBox([text, tpl, words, out]))
+    ui = W.VBox([text, tpl, words, out])
+    display(ui)
+    return ui
 
 
 def show(obj) -> None:
