@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -198,8 +199,9 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     except BudgetExceededError as err:
         trace.stop = {"budget error": str(err)}
     finally:
-        if bar is not None:
-            bar.close()
+        if bar is not None:  # full when the run ended for a good reason, short when it was cut
+            bar.close(ok=sys.exc_info()[0] is None and not trace.interrupted
+                      and not {"budget error", "callback error"} & set(trace.stop))
     trace.calls = count()
     if not trace.stop:
         trace.stop = opt.stop() or {"budget": f"{trace.calls} of {budget} calls used"}
@@ -241,9 +243,10 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
 
 
 def progress_bar(total: int, desc: str, unit: str = "call"):
-    """A progress bar over API calls (a notebook widget in Jupyter, text elsewhere); cleared when done."""
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+    """Progress over API calls (a widget in Jupyter, a bar in a terminal, plain lines in a log; see
+    ``bbtkit.progress``); a bar is cleared when done."""
+    from .progress import Progress
+    return Progress(total, desc, unit)
 
 
 # --- checkpoints: one JSON file, written atomically; tensors as base64 safetensors ------------------

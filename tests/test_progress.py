@@ -1,0 +1,70 @@
+"""Progress that tells the truth: set-up kept out of the estimate, a bar that ends full when a run
+stops for a good reason, plain lines in a log."""
+import io
+
+import numpy as np
+
+import bbtkit as bk
+from bbtkit.progress import Progress
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_set_up_time_stays_out_of_the_estimate():
+    clock, out = Clock(), io.StringIO()
+    p = Progress(300, "bbt sst2", stream=out, clock=clock, mode="log", every=0)
+    clock.t = 60.0                      # a minute of set-up before the first generation is done
+    p.update(10)
+    assert p.remaining() is None        # no rate yet: one point is not a rate
+    clock.t = 61.0
+    p.update(10)                        # 10 calls a second since set-up ended
+    assert abs(p.remaining() - 28.0) < 1e-9
+    assert "about 28 s left" in out.getvalue().splitlines()[-1]
+
+
+def test_a_log_gets_plain_periodic_lines_and_a_last_one():
+    clock, out = Clock(), io.StringIO()
+    p = Progress(100, "ajo sst2", stream=out, clock=clock, mode="log", every=30)
+    for k in range(10):
+        clock.t = 10.0 * (k + 1)
+        p.update(10)
+    p.close()
+    text = out.getvalue()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert len(lines) == 4 + 1          # t = 10, 40, 70, 100, then the closing line
+    assert lines[-1].startswith("ajo sst2: 100/100 calls")
+
+
+def test_a_bar_ends_full_when_the_run_stops_for_a_good_reason_and_short_when_cut():
+    for ok, total in ((True, 291), (False, 300)):
+        p = Progress(300, "x", stream=io.StringIO(), mode="terminal")
+        p.update(291)
+        p.close(ok=ok)
+        assert (p.n, p.total, p.bar.total) == (291, total, total)
+
+
+def test_tune_closes_its_progress_full_at_the_budget_and_short_on_ctrl_c(monkeypatch):
+    closed = []
+    real_close = Progress.close
+
+    def spy(self, ok=True):
+        real_close(self, ok)
+        closed.append((ok, self.n, self.total))
+
+    monkeypatch.setattr(Progress, "close", spy)
+    opt = bk.optimizers.CMA(3, 0.5, 10, seed=0)
+    bk.tune(lambda X: np.sum(np.asarray(X) ** 2, 1), opt, budget=95, display=True)  # 9 generations fit, not 10
+    assert closed[-1] == (True, 90, 90)
+
+    def stop(X):
+        raise KeyboardInterrupt
+
+    bk.tune(stop, bk.optimizers.CMA(3, 0.5, 10, seed=0), budget=95, display=True)
+    assert closed[-1] == (False, 0, 95)
