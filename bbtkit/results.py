@@ -122,7 +122,9 @@ class Result:
         test = "-" if self.test_metric is None else f"{self.test_metric:.3f}"
         spent = (f"{self.stop['steps']} gradient steps, no API call" if self.extra.get("mode") == "gradient"
                  else f"{self.api_calls} API call{'' if self.api_calls == 1 else 's'}")
-        return f"{self.method} on {self.task} with {self.model}: dev {dev}, test {test}, {spent}, {self.seconds / 60:.1f} min"
+        cal = (self.config or {}).get("calibration")
+        name = self.method + (f" + {cal} calibration" if cal else "")
+        return f"{name} on {self.task} with {self.model}: dev {dev}, test {test}, {spent}, {self.seconds / 60:.1f} min"
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the result folder atomically: everything goes into a temporary folder beside

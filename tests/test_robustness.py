@@ -242,3 +242,12 @@ def test_jupyterlab_as_root_is_started_with_allow_root(monkeypatch, capsys):
     assert cli.main(["lab", "notebooks"]) == 0
     assert ran[0][-2:] == ["notebooks", "--allow-root"] and ran[0][1:3] == ["-m", "jupyterlab"]
     assert capsys.readouterr().out.count("\n") == 1  # one line says so
+
+
+def test_a_summary_names_the_calibration_and_counts_calls_in_good_english():
+    def res(calls, **config):
+        return bk.Result(method="bbt", task="rte", model="m", config=config, z=np.zeros((1, 2)), projections=[],
+                         n_tokens=1, hidden=2, layers=[0], num_layers=1, position="after", api_calls=calls)
+    assert "bbt on rte" in res(1).summary() and "1 API call," in res(1).summary()
+    assert "bbt + champion calibration on rte" in res(300, calibration="champion").summary()
+    assert "300 API calls" in res(300).summary()
