@@ -91,7 +91,7 @@ class Progress:
 
 def _mode(stream) -> str:
     """'notebook' (an IPython kernel: tqdm's widget bar), 'terminal', or 'log' (plain lines)."""
-    from tqdm.auto import tqdm
-    if "notebook" in tqdm.__module__:
+    from tqdm import autonotebook, std
+    if autonotebook.tqdm is not std.tqdm:  # tqdm found a kernel with widgets: its notebook bar
         return "notebook"
     return "terminal" if getattr(stream, "isatty", lambda: False)() else "log"

@@ -68,3 +68,21 @@ def test_tune_closes_its_progress_full_at_the_budget_and_short_on_ctrl_c(monkeyp
 
     bk.tune(stop, bk.optimizers.CMA(3, 0.5, 10, seed=0), budget=95, display=True)
     assert closed[-1] == (False, 0, 95)
+
+
+def test_outside_a_kernel_the_mode_follows_the_stream():
+    from bbtkit.progress import _mode
+    assert _mode(io.StringIO()) == "log"
+
+
+def test_in_a_kernel_the_bar_is_tqdms_notebook_bar(monkeypatch):
+    """tqdm.auto's class is a subclass defined in tqdm.auto, so its module name says nothing: the check
+    is whether autonotebook picked something other than the plain tqdm."""
+    from tqdm import autonotebook, std
+    from bbtkit.progress import _mode
+
+    class NotebookBar(std.tqdm):
+        pass
+
+    monkeypatch.setattr(autonotebook, "tqdm", NotebookBar)
+    assert _mode(io.StringIO()) == "notebook"
