@@ -35,13 +35,12 @@ class APIOutput:
     hidden: torch.Tensor | None = None
 
 
-def as_prompts(prompts, lm, batch: int | None = None, per_example: bool | None = None):
+def as_prompts(prompts, lm, batch: int | None = None, per_example: bool = False):
     """Normalise candidate prompts to (pop, shallow | None, deep (pop, L, n, H) | None).
 
-    Accepts None (no prompt, one candidate), (n, H), (pop, n, H), (pop, layers, n, H) (deep), or
-    (pop, batch, n, H): one prompt per candidate and example (instance-aware prompts, IPL), returned
-    as the shallow part. A 4-D shape is read as per-example when its second size is the number of
-    examples (``batch``) and not the number of layers; ``per_example`` decides when it is both.
+    Accepts None (no prompt, one candidate), (n, H), (pop, n, H), (pop, layers, n, H) (deep), or, with
+    per_example=True, (pop, batch, n, H): one prompt per candidate and example (instance-aware prompts,
+    IPL), returned as the shallow part. A 4-D shape is a deep prompt unless per_example says otherwise.
     """
     if prompts is None:
         return 1, None, None
@@ -51,19 +50,12 @@ def as_prompts(prompts, lm, batch: int | None = None, per_example: bool | None =
     H = lm.hidden_size
     if p.ndim not in (3, 4) or p.shape[-1] != H:
         raise ValueError(f"Prompts must have shape (pop, tokens, {H}), (pop, layers, tokens, {H}) or, one per "
-                         f"example, (pop, examples, tokens, {H}); got {tuple(p.shape)}.")
-    if p.ndim == 4:
-        deep_ok, per_ok = p.shape[1] == lm.num_layers, batch is not None and p.shape[1] == batch
-        if per_example is None:
-            if deep_ok and per_ok:
-                raise ValueError(f"A prompt of shape {tuple(p.shape)} could be deep ({lm.num_layers} layers) or one "
-                                 f"per example ({batch} examples): pass per_example=True or False.")
-            per_example = per_ok
-        if per_example and not per_ok:
-            raise ValueError(f"Per-example prompts need one prompt per example ({batch}), got {p.shape[1]}.")
-        if not per_example and not deep_ok:
-            raise ValueError(f"A deep prompt needs one entry per layer ({lm.num_layers}), got {p.shape[1]}"
-                             + (f"; for one prompt per example, send {batch}." if batch else "."))
+                         f"example with per_example=True, (pop, examples, tokens, {H}); got {tuple(p.shape)}.")
+    if p.ndim == 4 and per_example and (batch is None or p.shape[1] != batch):
+        raise ValueError(f"Per-example prompts need one prompt per example ({batch}), got {p.shape[1]}.")
+    if p.ndim == 4 and not per_example and p.shape[1] != lm.num_layers:
+        raise ValueError(f"A deep prompt needs one entry per layer ({lm.num_layers}), got {p.shape[1]}"
+                         + (f"; for one prompt per example ({batch}), pass per_example=True." if batch else "."))
     checks.finite_prompts(p)
     p = p.to(device=lm.device, dtype=lm.dtype)
     return (p.shape[0], p, None) if p.ndim == 3 or per_example else (p.shape[0], None, p)
@@ -151,7 +143,7 @@ class BlackBoxLM:
         self.cache_seconds += time.perf_counter() - t0
 
     def __call__(self, prompts=None, return_hidden: bool = False, adapters: AdapterSet | None = None,
-                 per_example: bool | None = None) -> APIOutput:
+                 per_example: bool = False) -> APIOutput:
         """Label-word logits of each candidate: a prompt (one for all examples, or one per example:
         (pop, examples, tokens, H), see ``as_prompts``), adapters the service applies for the call
         (``AdapterSet``, one set per candidate), or both (the same number of each). One call per candidate."""

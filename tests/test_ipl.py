@@ -73,15 +73,15 @@ def test_per_example_evaluation_matches_the_api_across_length_batches(tiny, toy)
     assert torch.allclose(sorted_batches, api(per[None], per_example=True).logits[0], atol=1e-5)
 
 
-def test_shapes_that_could_be_deep_or_per_example_ask_which(toy):
-    lm = bk.tiny_model("llama", layers=len(toy))  # layers == examples: ambiguous
+def test_a_4d_prompt_is_deep_unless_per_example_is_asked_for(toy):
+    lm = bk.tiny_model("llama", layers=len(toy))  # layers == examples: the flag decides
     p = torch.zeros(1, len(toy), 2, lm.hidden_size)
-    with pytest.raises(ValueError, match="per_example=True or False"):
-        as_prompts(p, lm, len(toy))
+    assert as_prompts(p, lm, len(toy))[2].shape == p.shape
     assert as_prompts(p, lm, len(toy), per_example=True)[1].shape == p.shape
-    assert as_prompts(p, lm, len(toy), per_example=False)[2].shape == p.shape
     with pytest.raises(ValueError, match="one prompt per example"):
         BlackBoxLM(lm, "sst2", toy)(torch.zeros(1, 3, 2, lm.hidden_size), per_example=True)
+    with pytest.raises(ValueError, match="pass per_example=True"):
+        BlackBoxLM(bk.tiny_model("llama"), "sst2", toy)(torch.zeros(1, len(toy), 2, 32))
 
 
 @pytest.fixture(scope="module")
