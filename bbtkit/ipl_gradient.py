@@ -6,7 +6,6 @@ backpropagation through the frozen model. It needs the model's weights, and says
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 
 import numpy as np
@@ -47,27 +46,14 @@ class PromptEncoder(torch.nn.Module):
             return WeightedPrompt(*(t.detach().clone() for t in self.parts()))
 
 
-@contextmanager
-def _frozen(model):
-    """The model's weights without gradients for the duration (restored after)."""
-    flags = [p.requires_grad for p in model.model.parameters()]
-    for p in model.model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(model.model.parameters(), flags):
-            p.requires_grad_(f)
-
-
 def run_gradient(model, task, split, cfg, *, display: bool, evaluate_test: bool) -> Result:
     """The paper's IPL: AdamW on the prompt encoder by backpropagation through the frozen model."""
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     fw = whitebox.encode(model, task, split.train, cfg.n_prompt_tokens, cfg.prompt_position)
     feats, labels = mean_embeddings(model, split.train), torch.tensor([ex.label for ex in split.train])
-    dev_feats = mean_embeddings(model, split.dev)
     dev_api = BlackBoxLM(model, task, split.dev, position=fw.position)
+    dev_feats = dev_api.input_embeddings()
     enc = PromptEncoder(cfg.n_prompt_tokens, model.hidden_size, cfg.head_size).to(model.device)
     opt = torch.optim.AdamW(enc.parameters(), lr=cfg.lr, weight_decay=0.0)
     warm = max(1, int(cfg.warmup * cfg.steps))
@@ -75,7 +61,7 @@ def run_gradient(model, task, split, cfg, *, display: bool, evaluate_test: bool)
     history, best_dev, best, best_step = [], -np.inf, enc.snapshot(), 0
     bar = progress_bar(cfg.steps, f"IPL (gradient) {task.name}", unit="step") if display else None
     rng = np.random.default_rng(cfg.seed)
-    with _frozen(model):
+    with whitebox.weights_requiring_grad(model, False):  # the model is frozen; only the encoder learns
         for step in range(1, cfg.steps + 1):
             rows = torch.as_tensor(np.sort(rng.choice(fw.batch, size=min(cfg.batch_size, fw.batch), replace=False)))
             prompts = enc(feats[rows].to(model.device)).to(model.dtype)

@@ -267,10 +267,7 @@ def run_backprop(model, task, split, cfg: MeZOConfig | None = None, *, steps: in
         original = {n: t.detach().clone() for n, t in tensors.items()}
         leaves = [p for p in model.model.parameters()] if cfg.params == "all" else list(tensors.values())
         stack.callback(_restore, tensors, original)
-        flags = [p.requires_grad for p in model.model.parameters()]
-        for p in model.model.parameters():
-            p.requires_grad_(cfg.params == "all")
-        stack.callback(lambda: [p.requires_grad_(f) for p, f in zip(model.model.parameters(), flags)])
+        stack.enter_context(whitebox.weights_requiring_grad(model, cfg.params == "all"))
         for t in leaves:
             t.requires_grad_(True)
         adam = torch.optim.Adam(leaves, lr=cfg.adam_default, weight_decay=cfg.weight_decay)
