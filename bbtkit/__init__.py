@@ -16,6 +16,7 @@ from .models import LM, ModelNotAvailableError, load_model, tiny_model
 from .results import Result, calls_to_reach, load_result
 from .runtime import pick_device, pick_dtype, set_seed
 from .tasks import TASKS, LabelWordError, Task, get_task
+from .task_folders import FolderReport, check_task_folder, reference_scores
 from .widgets import show, top_tokens
 from .zo import ZOConfig, run_zo
 

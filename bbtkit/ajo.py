@@ -321,7 +321,7 @@ def run_feature_mlp(model, task, split, cfg: AJOConfig | None = None, *, display
     _, dev_hidden = label_logits(model, task, split.dev, position=train.position, return_hidden=True)
     head, rows, best_dev = fit_head(cfg, task, out.hidden[0], out.labels, dev_hidden, [ex.label for ex in split.dev],
                                     desc=f"Feature-MLP {task.name}" if display else None)
-    res = Result(method="feature_mlp", task=task.name, model=model.name, config=asdict(cfg),
+    res = Result(method="feature_mlp", task=task, model=model.name, config=asdict(cfg),
                  z=np.zeros((0, cfg.intrinsic_dim)), projections=[], n_tokens=cfg.n_prompt_tokens,
                  hidden=model.hidden_size, layers=[], num_layers=model.num_layers, position=train.position,
                  history=[{"calls": train.calls, **row} for row in rows], dev_metric=best_dev, api_calls=train.calls,

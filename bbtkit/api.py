@@ -61,11 +61,12 @@ def as_prompts(prompts, lm, batch: int | None = None, per_example: bool = False)
     return (p.shape[0], p, None) if p.ndim == 3 or per_example else (p.shape[0], None, p)
 
 
-def mean_embeddings(model, examples: Examples, max_length: int = 256) -> torch.Tensor:
+def mean_embeddings(model, examples: Examples, max_length: int | None = None) -> torch.Tensor:
     """(n, H): each example's input (its text fields, without the template) as the mean of its word
     embeddings: what an embeddings endpoint that pools the input layer returns. IPL's relevance
     scores need nothing more of the input (the mean of q . k_j over tokens j is q . mean_j k_j)."""
     out = torch.zeros(len(examples), model.hidden_size)
+    max_length = max_length or model.max_length
     with torch.no_grad():
         for i, ex in enumerate(examples):
             ids = (model.encode(ex.text_a) + (model.encode(" " + ex.text_b) if ex.text_b else []))[:max_length]
@@ -87,7 +88,7 @@ class BlackBoxLM:
     """
 
     def __init__(self, model, task, examples: Examples, budget: int | None = None, *, position: str = "auto",
-                 padding_side: str = "right", use_cache: bool = True, max_length: int = 256,
+                 padding_side: str = "right", use_cache: bool = True, max_length: int | None = None,
                  max_batch_tokens: int | None = None, layer_cache: bool = False):
         task = get_task(task)
         if len(examples) == 0:
@@ -99,7 +100,7 @@ class BlackBoxLM:
         self.labels = torch.as_tensor(np.asarray([ex.label for ex in examples]))
         checks.labels_in_range(self.labels.numpy(), task)
         task.label_ids(model)  # fail early on a bad label word
-        self._opts = dict(padding_side=padding_side, use_cache=use_cache, max_length=max_length)
+        self._opts = dict(padding_side=padding_side, use_cache=use_cache, max_length=max_length or model.max_length)
         self.max_batch_tokens = max_batch_tokens or (65536 if model.device.type == "cuda" else 16384)
         self._forwards: dict[int, Forward] = {}
         self.layer_cache = layer_cache  # cache below the lowest layer where a population's deep prompts differ
@@ -122,6 +123,8 @@ class BlackBoxLM:
         if key not in self._forwards:
             self._forwards[key] = Forward(self.model, self.task, self.examples, n_prompt, self.position,
                                           **{**self._opts, "use_cache": key[1]})
+            if len(self._forwards) == 1:  # one warning per API, from its first formatting of the examples
+                checks.warn_cut(self._forwards[key].cut, self._opts["max_length"], f"examples of {self.examples.name}")
         return self._forwards[key]
 
     def cache_below(self, layer: int, deep_prompt=None, adapters: AdapterSet | None = None) -> None:
@@ -204,7 +207,7 @@ class BlackBoxLM:
 
 @torch.no_grad()
 def label_logits(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
-                 return_hidden: bool = False, max_length: int = 256, adapters: AdapterSet | None = None,
+                 return_hidden: bool = False, max_length: int | None = None, adapters: AdapterSet | None = None,
                  per_example: bool = False):
     """Label-word logits (n, classes) of one prompt (or none) on any number of examples.
 
@@ -214,6 +217,7 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
     length, so that little time goes into padding.
     """
     task = get_task(task)
+    max_length = max_length or model.max_length
     if len(examples) == 0:
         raise ValueError("Cannot evaluate on an empty split.")
     position = resolve_position(model, position)
@@ -231,31 +235,35 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
     order = np.argsort([len(ex.text_a) + len(ex.text_b or "") for ex in examples], kind="stable")
     logits = torch.empty(len(examples), task.num_classes)
     hidden = torch.empty(len(examples), model.hidden_size) if return_hidden else None
+    cut = []
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         fw = Forward(model, task, [examples[int(i)] for i in idx], n, position, max_length=max_length,
                      use_cache=adapters is None)
+        cut += fw.cut
         sh = shallow[torch.as_tensor(idx, device=shallow.device)][None] if per_example else shallow  # (1, batch, n, H)
         lg, h = fw.run(sh, deep, 1, return_hidden, adapters=adapters)
         logits[idx] = lg[0]
         if return_hidden:
             hidden[idx] = h[0]
+    checks.warn_cut(cut, max_length, f"examples of {getattr(examples, 'name', 'the examples')}")
     return (logits, hidden) if return_hidden else logits
 
 
 def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "auto", batch_size: int = 64,
              return_predictions: bool = False, calibration=None, adapters: AdapterSet | None = None,
-             per_example: bool = False):
+             per_example: bool = False, max_length: int | None = None):
     """The task's metric (accuracy, F1 or macro-F1) of a prompt, or of the bare template, on examples.
 
     calibration: a fitted :class:`~bbtkit.calibration.Calibration` applied to the logits first;
     adapters: one candidate's ``AdapterSet`` (DFO-LoRA's ``res.adapters``), applied for the evaluation;
-    per_example: the prompt is one per example (see ``label_logits``; IPL's ``res.prompt`` needs no flag).
+    per_example: the prompt is one per example (see ``label_logits``; IPL's ``res.prompt`` needs no flag);
+    max_length: tokens of one formatted input (default ``model.max_length``, 256), longer ones are cut.
     """
     task = get_task(task)
     checks.labels_in_range([ex.label for ex in examples], task)
     logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size, adapters=adapters,
-                          per_example=per_example)
+                          per_example=per_example, max_length=max_length)
     if calibration is not None:
         logits = calibration.apply(logits)
     preds = logits.argmax(-1).numpy()

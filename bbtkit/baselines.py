@@ -52,7 +52,7 @@ def run_prompt(model, task, split, cfg: PromptConfig | None = None, *, display: 
     t0 = time.perf_counter()
     k = cfg.demonstrations_per_class
     shown = t.with_demonstrations(demonstrations(split, k), model.family) if k else t
-    res = Result(method=method or ("in_context" if k else "manual"), task=t.name, model=model.name,
+    res = Result(method=method or ("in_context" if k else "manual"), task=t, model=model.name,
                  config=asdict(cfg), z=np.zeros((0, 1)), projections=[], n_tokens=0, hidden=model.hidden_size,
                  layers=[], num_layers=model.num_layers, position="auto", dev_metric=evaluate(model, shown, split.dev))
     if evaluate_test:

@@ -6,8 +6,26 @@ metric, and a prompt longer than the model's positions failed deep inside with a
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+
+
+class InputsCutWarning(UserWarning):
+    """Some inputs were longer than ``max_length`` tokens and were cut to fit."""
+
+
+def warn_cut(cut, max_length: int, what: str) -> None:
+    """One warning for a set of examples whose text was cut to fit max_length (cut: tokens cut per example)."""
+    cut = np.asarray(list(cut))
+    n = int((cut > 0).sum())
+    if n:
+        warnings.warn(f"{n} of {len(cut)} {what} are longer than max_length={max_length} tokens with the template and "
+                      f"were cut (the longest by {int(cut.max())} tokens), which can change their predictions. To keep "
+                      f"them whole, raise the model's limit for every run and evaluation (model.max_length = "
+                      f"{max_length + int(cut.max())}), or pass max_length= to BlackBoxLM or evaluate.",
+                      InputsCutWarning, stacklevel=3)
 
 
 def finite_prompts(p: torch.Tensor) -> None:

@@ -10,13 +10,12 @@ import difflib
 import functools
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import overload
 
 import numpy as np
 
+from .examples import Example, Examples, _short
 from .tasks import TASKS as _REGISTRY
 
 ENV_VAR = "BBTKIT_DATA"
@@ -26,104 +25,6 @@ SAMPLERS = ("fewshot", "bbt")
 
 # Built-in label names (the same as index.json), from the task registry; used when no data directory says otherwise.
 TASK_LABELS: dict[str, list[str]] = {name: list(t.class_names) for name, t in _REGISTRY.items()}
-
-@dataclass(frozen=True)
-class Example:
-    text_a: str
-    text_b: str | None  # second sentence of a pair task, None for single-sentence tasks
-    label: int  # index into task_labels(task); -1: unlabelled
-
-    def __post_init__(self) -> None:
-        for name in ("text_a", "text_b"):
-            value = getattr(self, name)
-            if value is None and name == "text_b":
-                continue
-            if not isinstance(value, str):
-                raise ValueError(f"field {name!r} must be a string{' or null' if name == 'text_b' else ''}, "
-                                 f"got {type(value).__name__} {_short(value)}.")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as e:
-                raise ValueError(f"field {name!r} holds {value[e.start]!r} at character {e.start}, a lone surrogate "
-                                 "that is not valid Unicode; clean the text first, e.g. "
-                                 "text.encode('utf-8', 'replace').decode('utf-8').") from None
-        if isinstance(self.label, (bool, np.bool_)) or not isinstance(self.label, (int, np.integer)):
-            raise ValueError(f"field 'label' must be an integer class index, got {type(self.label).__name__} "
-                             f"{_short(self.label)}.")
-        object.__setattr__(self, "label", int(self.label))
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class Examples(Sequence[Example]):
-    """An immutable, named list of :class:`Example` with sampling helpers."""
-
-    def __init__(self, examples: Iterable[Example], name: str = "examples") -> None:
-        self._items: tuple[Example, ...] = tuple(examples)
-        self.name = name
-        labels = np.fromiter((e.label for e in self._items), dtype=np.int64, count=len(self._items))
-        labels.flags.writeable = False
-        self._labels = labels
-
-    @property
-    def labels(self) -> np.ndarray:
-        """Labels, (n,) int64, read-only."""
-        return self._labels
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @overload
-    def __getitem__(self, i: int) -> Example: ...
-    @overload
-    def __getitem__(self, i: slice) -> Examples: ...
-    def __getitem__(self, i: int | slice) -> Example | Examples:
-        if isinstance(i, slice):
-            start, stop, step = i.indices(len(self))
-            return Examples(self._items[i], f"{self.name}[{start}:{stop}{'' if step == 1 else f':{step}'}]")
-        return self._items[i]
-
-    def __iter__(self) -> Iterator[Example]:
-        return iter(self._items)
-
-    def __repr__(self) -> str:
-        counts = np.bincount(self._labels[self._labels >= 0]).tolist()
-        return f"Examples({self.name!r}, n={len(self)}, per_label={counts})"
-
-    def per_label(self, num_labels: int) -> list[int]:
-        """Number of examples of each label 0..num_labels-1."""
-        if len(self) and (self._labels.min() < 0 or self._labels.max() >= num_labels):
-            raise ValueError(f"{self.name}: labels span {self._labels.min()}..{self._labels.max()}, "
-                             f"outside 0..{num_labels - 1}; pass the task's number of labels.")
-        return np.bincount(self._labels, minlength=num_labels).tolist()
-
-    def subset(self, n: int, seed: int = 0) -> Examples:
-        """A deterministic random sample of n examples (no replacement), in their original order."""
-        if n <= 0:
-            raise ValueError(f"subset size must be positive, got n={n}.")
-        if n >= len(self):
-            return self
-        idx = np.sort(np.random.RandomState(seed).choice(len(self), size=n, replace=False))
-        return Examples((self._items[i] for i in idx), f"{self.name} (subset {n}, seed {seed})")
-
-    def sample_per_class(self, k: int, seed: int = 0) -> Examples:
-        """k random examples of each label present, deterministic, in their original order."""
-        if k <= 0:
-            raise ValueError(f"k must be positive, got k={k}.")
-        rng = np.random.RandomState(seed)
-        picked = []
-        for label in np.unique(self._labels):
-            where = np.flatnonzero(self._labels == label)
-            if len(where) < k:
-                raise ValueError(f"{self.name}: label {label} has only {len(where)} examples, "
-                                 f"fewer than k={k}; lower k.")
-            picked.append(rng.choice(where, size=k, replace=False))
-        idx = np.sort(np.concatenate(picked)) if picked else []
-        return Examples((self._items[i] for i in idx), f"{self.name} ({k} per class, seed {seed})")
-
 
 @dataclass
 class Split:
@@ -165,27 +66,68 @@ def _has_data(d: Path, task: str | None) -> bool:
 
 def data_dir(task: str | None = None) -> Path:
     """The data directory: $BBTKIT_DATA if set, else the first of ./data, <project>/data,
-    ../shared/data, <project>/../shared/data that holds `task/` (or any data, if task is None)."""
-    if task is not None:
-        check_task(task)
+    ../shared/data, <project>/../shared/data that holds `task/` (or any data, if task is None).
+    task may be a benchmark task or a task of one's own whose folder is in one of those places."""
+    if task is not None and not isinstance(task, str):
+        raise ValueError(f"data_dir takes a task's folder name, got {type(task).__name__}; "
+                         "for a bk.Task pass task.name.")
     what = f"a '{task}/' folder" if task else "index.json or a task folder"
     env = os.environ.get(ENV_VAR)
-    if env:
-        d = Path(env).expanduser()
+    places = [Path(env).expanduser()] if env else _candidates()
+    for d in places:
         if _has_data(d, task):
             return d
+    if task is not None and task not in TASKS:
+        raise ValueError(unknown_task(task, places))
+    if env:
         raise FileNotFoundError(f"{ENV_VAR}={env} has no {what}. Point {ENV_VAR} at a data "
                                 f"directory that has one, or unset it to search the default places.")
-    searched = []
-    for d in _candidates():
-        if _has_data(d, task):
-            return d
-        searched.append(str(d))
     raise FileNotFoundError(
         f"No data directory with {what} found. Searched ${ENV_VAR} (unset), "
-        + ", ".join(searched) + ". Set " + ENV_VAR + " to a data directory, or run "
+        + ", ".join(map(str, places)) + ". Set " + ENV_VAR + " to a data directory, or run "
         f"bbtkit.download.download_task({(task or 'task')!r}) (needs internet and `pip install datasets`) "
         "to fill ./data.")
+
+
+LAYOUT = ("test.jsonl and fewshot/16-SEED/train.jsonl, fewshot/16-SEED/dev.jsonl (16 examples per label each; "
+          "SEED an integer such as 42), optionally labels.json (the class names) and train.jsonl (the full "
+          'training set); one example a line: {"text_a": str, "text_b": str or null, "label": int}')
+
+
+def unknown_task(name: str, searched) -> str:
+    """The error for a task name that is neither a benchmark nor a folder in the data directory."""
+    close = difflib.get_close_matches(str(name).lower(), TASKS, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (f"Unknown task {name!r}.{hint} Known tasks: {', '.join(TASKS)}; and no data directory "
+            f"has a {name!r} folder (searched {', '.join(dict.fromkeys(map(str, searched)))}). For a task of your own: make a "
+            f"folder {name}/ holding {LAYOUT}; put it in a data directory (or set ${ENV_VAR}), or pass its path, "
+            f"bk.load_split('path/to/{name}'); and define how to ask the model with bk.Task({name!r}, "
+            "label_words=(...), templates={'causal': '... {text_a} ... {mask}'}). bk.check_task_folder(path, task) "
+            "checks a folder.")
+
+
+def task_folder(task) -> tuple[str, Path, int | None]:
+    """(name, folder, number of classes or None) of what ``load_split`` was given: a benchmark name, the
+    name of a folder in the data directory, a ``bk.Task`` (its name is the folder's), or a folder path."""
+    from .tasks import Task
+
+    if isinstance(task, Task):
+        return task.name, data_dir(task.name) / task.name, task.num_classes
+    if isinstance(task, os.PathLike) or (isinstance(task, str) and ("/" in task or os.sep in task
+                                                                     or task.startswith((".", "~")))):
+        folder = Path(task).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder. A task folder holds {LAYOUT}.")
+        labels = folder / "labels.json"
+        return folder.name, folder, len(_labels(_read_json(labels), labels)) if labels.is_file() else None
+    if not isinstance(task, str):
+        raise ValueError(f"A task is a benchmark name ({', '.join(TASKS)}), a bk.Task or a folder path, "
+                         f"got {type(task).__name__}.")
+    folder = data_dir(task) / task
+    labels = folder / "labels.json"
+    if task in TASKS:
+        return task, folder, len(task_labels(task))
+    return task, folder, len(_labels(_read_json(labels), labels)) if labels.is_file() else None
 
 
 def task_labels(task: str) -> list[str]:
@@ -285,22 +227,21 @@ def bbt_sample(examples: Examples, k: int, seed: int) -> tuple[list[Example], li
     return train, dev
 
 
-def load_split(task: str, seed: int = 42, k: int = 16, sampler: str = "fewshot",
+def load_split(task, seed: int = 42, k: int = 16, sampler: str = "fewshot",
                test_size: int | None = None) -> Split:
-    """Few-shot train/dev (k per label each) and test for task.
+    """Few-shot train/dev (k per label each) and test for task: a benchmark name, a ``bk.Task`` of one's
+    own (its name is its folder in the data directory), or the path of a task folder (``LAYOUT``).
 
     sampler="fewshot" reads the fixed splits in <dir>/<task>/fewshot/{k}-{seed}/;
     sampler="bbt" redraws them from the full <task>/train.jsonl with the BBT sampler.
     test_size, if given, keeps a fixed random subset of test (seed 0, whatever `seed` is).
     """
-    check_task(task)
     seed = check_seed(seed)
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; use one of {SAMPLERS}.")
     if k <= 0:
         raise ValueError(f"k must be positive, got k={k}.")
-    tdir = data_dir(task) / task
-    n_labels = len(task_labels(task))
+    task, tdir, n_labels = task_folder(task)
     if sampler == "fewshot":
         fdir = tdir / "fewshot" / f"{k}-{seed}"
         if not fdir.is_dir():

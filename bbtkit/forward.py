@@ -84,6 +84,7 @@ class Forward:
         self.lm, self.n = lm, n_prompt
         self.label_ids = task.label_ids(lm).to(lm.device)
         enc = [encode_example(lm, task, ex, n_prompt, position, max_length) for ex in examples]
+        self.cut = [e.cut for e in enc]  # tokens cut per example to fit max_length
         # A cached context needs at least one token (an empty input at the very start has none).
         self.context_cached = position == "after" and use_cache and max(e.context for e in enc) > 0
         if self.context_cached:

@@ -83,7 +83,7 @@ def run_gradient(model, task, split, cfg, *, display: bool, evaluate_test: bool)
                 bar.update(1)
     if bar is not None:
         bar.close()
-    res = Result(method="ipl", task=task.name, model=model.name, config=asdict(cfg), z=best.flat()[None],
+    res = Result(method="ipl", task=task, model=model.name, config=asdict(cfg), z=best.flat()[None],
                  projections=[], n_tokens=cfg.n_prompt_tokens, hidden=model.hidden_size, layers=[0],
                  num_layers=model.num_layers, position=fw.position, history=history, dev_metric=best_dev,
                  api_calls=0, stop={"steps": cfg.steps, "best_step": best_step},

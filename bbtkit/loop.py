@@ -223,7 +223,7 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
 
     score_test(res, model, task, split) replaces the plain test metric (AJO scores its mixture)."""
     z = np.asarray(trace.best_z, dtype=float).reshape(len(space.layers), -1)
-    res = Result(method=method, task=task.name, model=model.name, config=asdict(cfg), z=z,
+    res = Result(method=method, task=task, model=model.name, config=asdict(cfg), z=z,
                  projections=list(space.projections), n_tokens=space.n, hidden=space.hidden,
                  layers=list(space.layers), num_layers=model.num_layers, position=train.position,
                  history=trace.history, dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,

@@ -218,7 +218,7 @@ def run_mezo(model, task, split, cfg: MeZOConfig | None = None, *, display: bool
                          desc=f"mezo ({cfg.params}) {task.name}")
             best = int(trace.best_z[0])
             params.rewind(best)  # back to the selected step
-            res = Result(method="mezo", task=task.name, model=model.name, config=asdict(cfg), z=np.array([[best]]),
+            res = Result(method="mezo", task=task, model=model.name, config=asdict(cfg), z=np.array([[best]]),
                          projections=[], n_tokens=0, hidden=model.hidden_size, layers=[], num_layers=model.num_layers,
                          position=fw.position, history=trace.history,
                          dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
@@ -295,7 +295,7 @@ def run_backprop(model, task, split, cfg: MeZOConfig | None = None, *, steps: in
         with torch.no_grad():
             test = evaluate(model, task, split.test, None if prompt is None else prompt.detach(), position=fw.position)
     cfg_dict = {**asdict(cfg), "steps": steps}
-    return Result(method="backprop", task=task.name, model=model.name, config=cfg_dict, z=np.array([[best_step]]),
+    return Result(method="backprop", task=task, model=model.name, config=cfg_dict, z=np.array([[best_step]]),
                   projections=[], n_tokens=0, hidden=model.hidden_size, layers=[], num_layers=model.num_layers,
                   position=fw.position, history=history, dev_metric=best_dev, test_metric=test, api_calls=steps,
                   seconds=time.perf_counter() - t0, stop={"steps": steps},

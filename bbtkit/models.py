@@ -42,6 +42,7 @@ class LM:
     family: str  # "mlm" or "causal"
     name: str
     load_seconds: float = 0.0
+    max_length: int = 256  # tokens of one formatted input, longer texts are cut (a warning says how many)
     _layers: nn.ModuleList | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -49,6 +49,21 @@ class Result:
     stop: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     classifier: torch.nn.Module | None = None  # AJO's local classifier f (None for BBT and BBTv2)
+    task_spec: dict = field(default_factory=dict)  # the task's definition (Task.to_dict()); {} in older results
+
+    def __post_init__(self) -> None:
+        from .tasks import Task
+
+        if isinstance(self.task, Task):  # a run passes its Task: keep the name, and the definition beside it
+            self.task, self.task_spec = self.task.name, self.task.to_dict()
+
+    @property
+    def task_definition(self):
+        """The ``Task`` this result was tuned on (its templates, label words and metric), rebuilt from the
+        saved definition; None for results saved before results kept it."""
+        from .tasks import Task
+
+        return Task.from_dict(self.task_spec) if self.task_spec else None
 
     @property
     def prompt(self) -> torch.Tensor:
@@ -175,8 +190,11 @@ class ResultFileError(ValueError):
     """A saved result folder is damaged: a file is missing, unreadable, or does not match its checksum."""
 
 
-def load_result(path: str | Path) -> Result:
-    """Load a saved result; ``result.prompt`` rebuilds the tuned prompt from z and the projection seeds.
+def load_result(path: str | Path, task=None) -> Result:
+    """Load a saved result; ``result.prompt`` rebuilds the tuned prompt from z and the projection seeds, and
+    ``result.task_definition`` the task it was tuned on. With ``task`` (the ``Task`` you will evaluate it
+    with), a warning says what differs from the saved definition: a prompt tuned for one template or set
+    of label words is not meant for another.
 
     The checksums in ``result.json`` are verified, so a folder whose files do not belong together
     (edited, truncated, or from two runs) is refused with :class:`ResultFileError`.
@@ -207,7 +225,31 @@ def load_result(path: str | Path) -> Result:
     if checksums is not None and checksums.get("z") != _digest(np.ascontiguousarray(z, dtype=np.float64)):
         raise ResultFileError(f"{path / 'z.npz'} does not match the checksum in result.json: the two files come "
                               f"from different runs, or one was edited. {redo}")
-    return Result(z=z, classifier=_load_classifier(path, meta, checksums, redo), **meta)
+    res = Result(z=z, classifier=_load_classifier(path, meta, checksums, redo), **meta)
+    if task is not None:
+        _compare_task(res, task, path)
+    return res
+
+
+class TaskMismatchWarning(UserWarning):
+    """A result is loaded for a task whose definition differs from the one it was tuned on."""
+
+
+def _compare_task(res: Result, task, path: Path) -> None:
+    import warnings
+    from .tasks import get_task
+
+    task = get_task(task)
+    saved = res.task_definition
+    if saved is None:
+        if task.name != res.task:
+            warnings.warn(f"{path} was tuned on task {res.task!r}, not {task.name!r}.", TaskMismatchWarning, stacklevel=3)
+        return
+    diff = saved.differences(task)
+    if diff:
+        warnings.warn(f"{path} was tuned on a different definition of the task than the one given: "
+                      + "; ".join(diff) + ". Evaluate it with res.task_definition to use the one it was tuned on.",
+                      TaskMismatchWarning, stacklevel=3)
 
 
 def _load_classifier(path: Path, meta: dict, checksums: dict | None, redo: str):
@@ -237,7 +279,7 @@ def calls_to_reach(history: list[dict], target: float, key: str = "dev_metric") 
     return None
 
 
-_OPTIONAL = {"history", "dev_metric", "test_metric", "api_calls", "seconds", "stop", "extra"}  # have defaults
+_OPTIONAL = {"history", "dev_metric", "test_metric", "api_calls", "seconds", "stop", "extra", "task_spec"}  # have defaults
 
 
 def _digest(z: np.ndarray) -> str:

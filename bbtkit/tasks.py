@@ -151,6 +151,28 @@ class Task:
         shots = separator.join(self.fill(d, family, words[d.label]) for d in demos)
         return self.with_template(shots + separator + self.template(family), family, words)
 
+    def to_dict(self) -> dict:
+        """The definition as plain JSON values (what a saved result keeps); ``Task.from_dict`` rebuilds it."""
+        words = ({f: list(w) for f, w in self.label_words.items()} if isinstance(self.label_words, dict)
+                 else list(self.label_words))
+        return {"name": self.name, "label_words": words,
+                "templates": dict(self.templates), "metric": self.metric,
+                "labels": None if self.labels is None else list(self.labels), "description": self.description}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Task":
+        words = d["label_words"]
+        words = {f: tuple(w) for f, w in words.items()} if isinstance(words, dict) else tuple(words)
+        return cls(d["name"], words, dict(d["templates"]),
+                   d.get("metric", "accuracy"), None if d.get("labels") is None else tuple(d["labels"]),
+                   d.get("description", ""))
+
+    def differences(self, other: "Task") -> list[str]:
+        """What differs between two definitions, field by field ("templates: ... != ..."); [] when the same."""
+        a, b = self.to_dict(), other.to_dict()
+        a["label_words"], b["label_words"] = ({f: list(w) for f, w in t._words.items()} for t in (self, other))
+        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if k != "description" and a[k] != b[k]]
+
     def score(self, preds, labels) -> float:
         """The task's metric, in [0, 1]."""
         return score(self.metric, preds, labels, self.num_classes)

@@ -67,6 +67,7 @@ class Encoded:
     answer: int
     prompt: list[int]
     context: int
+    cut: int = 0  # tokens cut from the text fields to fit max_length
 
 
 def encode_example(lm, task, example, n_prompt: int = 0, position: str = "before",
@@ -87,7 +88,9 @@ def encode_example(lm, task, example, n_prompt: int = 0, position: str = "before
     n_before = n_prompt if position == "before" else 0
     # the prompt's positions (placeholders, or at most n fillers) count once against max_length
     budget = max_length - len(before) - len(after) - sum(map(len, fixed.values())) - n_prompt
+    whole = sum(map(len, field_ids.values()))
     _truncate(field_ids, max(budget, 8))
+    cut = whole - sum(map(len, field_ids.values()))
 
     last_field = max(field_ids)
     ids = list(before) + (placeholder_ids(lm, n_prompt) if n_before else [])
@@ -110,7 +113,7 @@ def encode_example(lm, task, example, n_prompt: int = 0, position: str = "before
     if family == "causal":
         answer = len(ids) - 1
     ids += list(after)
-    return Encoded(ids, answer, prompt, context)
+    return Encoded(ids, answer, prompt, context, cut)
 
 
 def _spaced(lead: str, text: str) -> str:

@@ -1,0 +1,146 @@
+"""A task of one's own: check that its folder has the layout ``load_split`` reads, and what to beat.
+
+    report = bk.check_task_folder("data/rte", task, model)   # what is there, and what is wrong
+    print(report)                                             # a table of files, then problems and notes
+    bk.reference_scores(task, split.test)                     # {"chance": ..., "majority": ...}
+
+A folder is ``data.LAYOUT``: ``test.jsonl``, ``fewshot/K-SEED/{train,dev}.jsonl`` (K examples of each
+label), and optionally ``labels.json`` and a full ``train.jsonl``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import LAYOUT, Examples, load_examples, task_folder
+from .tasks import LabelWordError, get_task
+
+_FEWSHOT = re.compile(r"^(\d+)-(\d+)$")
+
+
+@dataclass
+class FolderReport:
+    """What ``check_task_folder`` found. rows: (file, examples, examples per label); problems make
+    ``load_split`` or a run fail or mislead; notes are worth knowing."""
+
+    folder: Path
+    rows: list[tuple[str, int, list[int]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [f"{self.folder.name}/: {'ready' if self.ok else f'{len(self.problems)} problem(s)'}",
+                 f"  {'file':34s}{'examples':>9s}  per label"]
+        lines += [f"  {name:34s}{n:9d}  {counts}" for name, n, counts in self.rows]
+        lines += [f"  PROBLEM: {p}" for p in self.problems] + [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the table, not the fields
+        p.text(str(self))
+
+
+def check_task_folder(folder, task=None, model=None, *, max_length: int = 256) -> FolderReport:
+    """Check a task folder (a path, a folder name in the data directory, or a ``Task``'s) against
+    ``task`` (optional): files and their format, labels within the task's classes, K examples of
+    each label in every few-shot split, a second text where the template asks for one, and, given a
+    model, single-token label words and inputs that fit ``max_length``."""
+    task = get_task(task) if task is not None else None
+    try:
+        name, path, n_classes = task_folder(folder if folder is not None else task)
+    except (FileNotFoundError, ValueError) as e:
+        report = FolderReport(Path(str(getattr(folder, "name", folder))))
+        report.problems.append(str(e))
+        return report
+    report = FolderReport(path)
+    n_classes = task.num_classes if task is not None else n_classes
+    files = {"test.jsonl": path / "test.jsonl"}
+    splits = sorted((p for p in (path / "fewshot").glob("*") if p.is_dir() and _FEWSHOT.match(p.name)),
+                    key=lambda p: tuple(map(int, p.name.split("-"))))
+    for s in splits:
+        files |= {f"fewshot/{s.name}/train.jsonl": s / "train.jsonl", f"fewshot/{s.name}/dev.jsonl": s / "dev.jsonl"}
+    if (path / "train.jsonl").is_file():
+        files["train.jsonl"] = path / "train.jsonl"
+    if not splits:
+        report.problems.append(f"no few-shot split: make fewshot/16-42/train.jsonl and dev.jsonl (a folder holds {LAYOUT}).")
+    loaded: dict[str, Examples] = {}
+    for rel, p in files.items():
+        if not p.is_file():
+            report.problems.append(f"{rel} is missing.")
+            continue
+        try:
+            loaded[rel] = load_examples(p, rel)
+        except ValueError as e:
+            report.problems.append(str(e))
+    if not loaded:
+        return report
+    seen = np.concatenate([ex.labels for ex in loaded.values()])
+    if n_classes is None:
+        n_classes = int(seen.max()) + 1
+        report.notes.append(f"no task given and no labels.json: {n_classes} classes assumed from the labels seen.")
+    for rel, ex in loaded.items():
+        bad = sorted({int(y) for y in ex.labels if y < 0 or y >= n_classes})
+        counts = np.bincount(ex.labels[(ex.labels >= 0) & (ex.labels < n_classes)], minlength=n_classes).tolist()
+        report.rows.append((rel, len(ex), counts))
+        if bad:
+            report.problems.append(f"{rel} has labels {bad[:5]} outside 0..{n_classes - 1} ({n_classes} classes).")
+        m = _FEWSHOT.match(rel.split("/")[1]) if rel.startswith("fewshot/") else None
+        if m and len(set(counts)) > 1 or m and counts[0] != int(m.group(1)):
+            report.notes.append(f"{rel}: {counts} examples per label, where the folder name says "
+                                f"{m.group(1)} of each.")
+        if rel == "test.jsonl" and 0 in counts:
+            report.notes.append(f"test.jsonl has no example of label(s) {[c for c, n in enumerate(counts) if n == 0]}.")
+    if task is not None:
+        _check_against_task(report, task, loaded, model, max_length)
+    if "test.jsonl" in loaded and task is not None:
+        ref = reference_scores(task, loaded["test.jsonl"])
+        report.notes.append(f"to beat on test ({task.metric}): chance {ref['chance']:.3f}, always the majority "
+                            f"class {ref['majority']:.3f}.")
+    return report
+
+
+def _check_against_task(report: FolderReport, task, loaded: dict[str, Examples], model, max_length: int) -> None:
+    templates = task.templates.values() if model is None else [task.template(model.family)]
+    pairs = any("{text_b}" in t for t in templates)
+    for rel, ex in loaded.items():
+        no_b = sum(e.text_b is None for e in ex)
+        if pairs and no_b:
+            report.problems.append(f"{rel}: {no_b} examples have no text_b, but the template uses {{text_b}}.")
+        if not pairs and no_b < len(ex):
+            report.notes.append(f"{rel}: {len(ex) - no_b} examples have a text_b, which the template ignores.")
+    if model is None:
+        return
+    try:
+        task.label_ids(model)
+    except LabelWordError as e:
+        report.problems.append(str(e))
+        return
+    from .templates import encode_example
+
+    for rel, ex in loaded.items():
+        cut = [encode_example(model, task, e, 0, "before", max_length).cut for e in ex]
+        n = sum(c > 0 for c in cut)
+        if n:
+            report.notes.append(f"{rel}: {n} of {len(ex)} inputs are longer than max_length={max_length} tokens "
+                                f"and would be cut (the longest by {max(cut)}); pass a larger max_length to keep them.")
+
+
+def reference_scores(task, examples, draws: int = 1000) -> dict[str, float]:
+    """What any method must beat, in the task's metric: ``chance``, the expected metric of a uniformly
+    random label (1/classes for accuracy; for F1 and macro-F1 the mean over ``draws`` seeded draws), and
+    ``majority``, always the most frequent label of ``examples``."""
+    task = get_task(task)
+    labels = np.asarray([e.label for e in examples])
+    if labels.size == 0:
+        raise ValueError("reference_scores needs at least one example.")
+    rng = np.random.default_rng(0)
+    chance = 1 / task.num_classes if task.metric == "accuracy" else np.mean(
+        [task.score(rng.integers(task.num_classes, size=labels.size), labels) for _ in range(draws)])
+    majority = np.bincount(labels, minlength=task.num_classes).argmax()
+    return {"chance": float(chance), "majority": task.score(np.full(labels.size, majority), labels)}
