@@ -18,6 +18,7 @@ from .runtime import pick_device, pick_dtype, set_seed
 from .tasks import TASKS, LabelWordError, Task, get_task
 from .task_folders import FolderReport, check_task_folder, reference_scores
 from .widgets import show, top_tokens
+from .exercises import check
 from .zo import ZOConfig, run_zo
 
 __version__ = "0.1.0"
