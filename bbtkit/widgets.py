@@ -320,3 +320,6 @@ def ipl_explorer(model, prompt, task: str = "sst2", position: str = "auto",
     ui = W.interactive(draw, text=W.Text(text, continuous_update=False, layout=W.Layout(width="90%")))
     display(ui)
     return ui
+
+
+from .explorers import board_explorer, calibration_explorer  # noqa: E402  (notebooks 05 and 07 read them here)

@@ -19,3 +19,53 @@ def test_the_label_word_explorer_carries_each_templates_own_label_words():
     assert words.value == ", ".join(bk.get_task("sst2").words(lm.family))
     words.value = "bad, great"  # still editable by hand
     assert tpl.value == "plain" and words.value == "bad, great"
+
+
+def test_the_calibration_explorer_redraws_for_each_template_method_and_lambda():
+    import numpy as np
+    import torch
+
+    from bbtkit.explorers import calibrated_probs, draw_calibration
+
+    lm = bk.tiny_model("gpt2")
+    rows = [("good fun", 1), ("awful", 0), ("the best film", 1), ("boring", 0)]
+    ex = bk.Examples([bk.Example(t, None, y) for t, y in rows], "toy")
+    tasks = {"it was": bk.get_task("sst2").with_template("{text_a} it was {mask}", "causal", ("bad", "great")),
+             "movie": bk.get_task("sst2").with_template("{text_a} the movie was {mask}", "causal", ("bad", "great"))}
+    q = torch.tensor([[2.0, 1.0], [1.0, 3.0]])
+    champion, contextual = bk.Calibration.from_logits(q), bk.Calibration.from_logits(q, "contextual")
+    # λ rescales the champion's W and never changes its prediction
+    for lam in (0.1, 1.0, 10.0):
+        p = calibrated_probs(q, "champion", champion, contextual, lam)
+        assert torch.equal(p.argmax(-1), champion.probs(q).argmax(-1))
+    assert calibrated_probs(q, "champion", champion, contextual, 10).max() > calibrated_probs(q, "champion", champion, contextual, 1).max()
+    axes = draw_calibration(tasks["it was"], q, [0, 1], "contextual", champion, contextual, 1.0, "it was")
+    assert "accuracy" in axes[0].figure._suptitle.get_text()
+    ui = bk.widgets.calibration_explorer(lm, tasks, ex, ex)
+    controls = {c.description: c for c in ui.widget.children[:-1]}
+    controls["template"].value = "movie"
+    controls["method"].value = "none"
+    controls["λ × default"].value = 3.0
+    assert set(controls) == {"template", "method", "λ × default"} and np.isfinite(controls["λ × default"].value)
+
+
+def test_the_board_explorer_reads_cached_runs(tmp_path):
+    import numpy as np
+
+    from bbtkit import leaderboard as lb
+    from bbtkit.explorers import draw_board
+
+    for method, seed, dev, test in [("bbt", 13, 0.6, 0.7), ("bbt", 42, 0.8, 0.75), ("bbtv2", 13, 0.9, 0.8)]:
+        bk.Result(method=method, task="sst2", model="m", config={}, z=np.zeros((0, 1)), projections=[], n_tokens=0,
+                  hidden=1, layers=[], num_layers=1, position="auto", test_metric=test,
+                  history=[{"calls": 0, "dev_metric": 0.5}, {"calls": 20, "dev_metric": dev}]).save(
+            tmp_path / "hand" / method / f"sst2-{seed}")
+    (tmp_path / "hand" / lb.SETTING_FILE).write_text("{}")
+    ax = draw_board(tmp_path, "sst2", ["bbt", "bbtv2"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["BBT: test 72.5 ± 2.5", "BBTv2: test 80.0"]
+    assert [t.get_text() for t in draw_board(tmp_path, "sst2", ["bbt"], seed=42).get_legend().get_texts()] == ["BBT: test 75.0"]
+    ui = bk.widgets.board_explorer(tmp_path, ["sst2"], ["bbt", "bbtv2"])
+    controls = {c.description: c for c in ui.widget.children[:-1]}
+    controls["seed"].value = 13
+    controls["methods"].value = ("bbtv2",)

@@ -1,6 +1,7 @@
 """Execute notebooks in place for committing: a real (full) run, outputs kept, widget state and
-machine paths stripped, finished progress bars dropped, and each widget's saved output replaced by one
-line that says to run the cell (without its state a widget cannot render, and its raw repr is noise).
+machine paths stripped, finished progress bars dropped, and each widget's saved output replaced by what
+it first showed (its figure and printed lines, taken from the widget state) and one line that says to
+run the cell (without its state a widget cannot render, and its raw repr is noise).
 
     python tools/run_notebook.py notebooks/01_*.ipynb
     python tools/run_notebook.py --clean-only notebooks/*.ipynb   # the cleaning alone, no execution"""
@@ -19,10 +20,25 @@ PATHS = re.compile(r"(/(?:root|home|Users|tmp|work)/[^\s'\"]*)")
 WIDGET = "application/vnd.jupyter.widget-view+json"
 PROGRESS = re.compile(r"\d+%\|")
 INTERACT = "(an interactive control: run the cell to use it)"
+SHOWN = "(above: what the control first showed; run the cell to interact)"
+
+
+def widget_outputs(state: dict, model_id: str, seen=None) -> list:
+    """The outputs a widget displayed (figures, printed lines), gathered from its Output widgets."""
+    seen = set() if seen is None else seen
+    if model_id in seen or model_id not in state:
+        return []
+    seen.add(model_id)
+    s = state[model_id].get("state", {})
+    found = [nbformat.from_dict(o) for o in s.get("outputs", []) if o.get("output_type") in ("display_data", "stream")]
+    for child in s.get("children", []):
+        found += widget_outputs(state, str(child).removeprefix("IPY_MODEL_"), seen)
+    return found
 
 
 def clean(nb) -> None:
-    nb.metadata.pop("widgets", None)  # widget state blobs do not belong in the repository
+    blob = nb.metadata.pop("widgets", None) or {}  # widget state blobs do not belong in the repository
+    state = blob.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb.cells:
         kept = []
         for out in cell.get("outputs", []):
@@ -30,6 +46,10 @@ def clean(nb) -> None:
             if WIDGET in data:
                 if PROGRESS.search(data.get("text/plain", "")):
                     continue  # a progress bar: stale once the run is over
+                shown = widget_outputs(state, data[WIDGET].get("model_id", ""))
+                if shown:
+                    kept += shown + [nbformat.v4.new_output("stream", name="stdout", text=SHOWN + "\n")]
+                    continue
                 out["data"] = {"text/plain": INTERACT}
             kept.append(out)
         if cell.get("cell_type") == "code":
