@@ -83,3 +83,14 @@ def test_cached_context_adds_no_error_beyond_bf16_rounding(fp32_logits):
     sure = margin > 2 * bound
     assert sure.any()
     assert torch.equal(a.argmax(-1)[sure], ref.argmax(-1)[sure]) and torch.equal(b.argmax(-1)[sure], ref.argmax(-1)[sure])
+
+
+def test_the_embedded_model_answers_through_its_chat_template_and_stops_at_a_stop_string(embedded):
+    gen = bk.GenerativeLM(embedded, budget=4)
+    assert gen.chat and gen.format("Hi").rstrip().endswith("assistant")
+    q = "What is the capital of France? Answer in one sentence."
+    a = gen.complete([q], max_new_tokens=24)[0]
+    assert "Paris" in a.text and gen.complete([q], max_new_tokens=24)[0] == a  # greedy: the same every time
+    cut = gen.complete([q], max_new_tokens=24, stop=["Paris"])[0]
+    assert cut.finish == "stop" and a.text.startswith(cut.text) and "Paris" not in cut.text
+    assert gen.calls == 3 and gen.remaining == 1
