@@ -3,6 +3,7 @@ from . import cmaes, fireworks, loop, mezo, objectives, optimizers, plots, proje
 from .ajo import AJOConfig, run_ajo, run_feature_mlp
 from .api import AdapterSet, APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits
 from .generate import Completion, GenerativeLM
+from .reasoning import extract_answer, load_reasoning
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
 from .calibration import Calibration
