@@ -16,6 +16,7 @@ from .baselines import PromptConfig, run_in_context, run_manual
 from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
 from .dfo_lora import DFOLoRAConfig, run_dfo_lora
+from .evoprompt import EvoPromptConfig, run_evoprompt
 from .ipl import IPLConfig, run_ipl
 from .random_search import RandomSearchConfig, run_random_search
 from .zo import ZOConfig, run_zo
@@ -57,6 +58,7 @@ METHODS: dict[str, Method] = {
     "dfo_lora": Method("DFO-LoRA (CMA-ES)", DFOLoRAConfig, run_dfo_lora),
     "dfo_lora_fw": Method("DFO-LoRA (fireworks)", DFOLoRAConfig, run_dfo_lora, (("optimizer", "fireworks"),)),
     "ipl": Method("IPL (black-box)", IPLConfig, run_ipl),
+    "evoprompt": Method("EvoPrompt (GA)", EvoPromptConfig, run_evoprompt),
 }
 
 

@@ -1,0 +1,80 @@
+"""EvoPrompt's GA and DE over instructions: population size kept, identical instructions never evaluated twice,
+the budget kept, operator replies parsed; end to end on a tiny model."""
+import itertools
+
+import numpy as np
+import pytest
+
+import bbtkit as bk
+from bbtkit.data import Example, Examples, Split
+from bbtkit.evoprompt import (EvoPromptConfig, InstructionFitness, TextEvolution, extract_prompt, run_evoprompt,
+                              with_instruction)
+from bbtkit.loop import tune
+
+
+class FakeLLM:
+    """An operator that answers with a few instructions in turn (so that some repeat), bracketed as asked."""
+
+    def __init__(self, pool=("good or bad ?", "is it good ?", "the movie was", "good", "bad")):
+        self.pool, self.calls, self.prompts = itertools.cycle(pool), 0, []
+
+    def __call__(self, prompts, **kw):
+        self.calls += len(prompts)
+        self.prompts += prompts
+        return [f"1. Crossover prompt: x\n2. <prompt>{next(self.pool)}</prompt>" for _ in prompts]
+
+
+def test_operator_replies_are_parsed():
+    assert extract_prompt("1. Crossover: a\n2. <prompt>Classify it.</prompt> done") == "Classify it."
+    assert extract_prompt("<prompt>Cut off at the tok") == "Cut off at the tok"
+    assert extract_prompt('Some reasoning\nFinal prompt: "Label the review."') == "Label the review."
+    assert extract_prompt("   \n ") is None
+
+
+@pytest.mark.parametrize("operator", ["ga", "de"])
+def test_the_population_keeps_its_size_and_no_instruction_is_evaluated_twice(operator):
+    llm, seen = FakeLLM(), []
+    scores = {"good or bad ?": 0.9, "is it good ?": 0.7, "the movie was": 0.4, "good": 0.6, "bad": 0.2}
+
+    def evaluate(X):
+        out = []
+        for i in np.asarray(X, dtype=int)[:, 0]:
+            text = opt.archive[i]
+            if text not in cache:
+                seen.append(text)
+                cache[text] = scores.get(text, 0.5)
+            out.append(-cache[text])
+        return np.array(out)
+
+    cache = {}
+    opt = TextEvolution(llm, ["a start", "another start"], operator, population=4, generations=5, seed=0)
+    trace = tune(evaluate, opt, budget=1000)
+    assert opt.generation == 5 and trace.stop == {"generations": 5}
+    assert len(opt.pop) == 4 and len(set(opt.pop)) == 4
+    assert len(seen) == len(set(seen)) == len(opt.archive)  # each instruction once
+    best = [r["population_best"] for r in trace.history]
+    assert best == sorted(best) and opt.fitness[opt.best] == 0.9  # elitist: the best never gets lost
+    assert len(opt.log) == llm.calls and all("child" in op for op in opt.log)
+
+
+def test_a_run_keeps_the_budget_and_its_result_re_evaluates(tmp_path):
+    lm = bk.tiny_model("gpt2")
+    ex = Examples([Example(t, None, y) for t, y in [("good fun", 1), ("awful", 0), ("the best", 1), ("boring", 0)]])
+    split = Split("sst2", 0, ex, ex, ex)
+    cfg = EvoPromptConfig(population=3, generations=10, budget=15, max_new_tokens=6, seed=1)
+    res = run_evoprompt(lm, "sst2", split, cfg, display=False)
+    assert res.api_calls <= 15 and res.api_calls == res.extra["generation_calls"] + res.extra["fitness_calls"]
+    assert res.extra["fitness_calls"] == len(res.extra["archive"])  # one call per distinct instruction
+    again = bk.load_result(res.save(tmp_path / "evo"))
+    assert again.task_definition.templates["causal"].startswith(res.extra["instruction"])
+    assert bk.evaluate(lm, again.task_definition, split.test) == res.test_metric
+    fit = InstructionFitness(lm, bk.get_task("sst2"), ex)
+    assert fit("good or bad ?") == fit("good or bad ?") and fit.calls == 1
+    assert with_instruction(bk.get_task("sst2"), "Hi.", "causal").templates["causal"].startswith("Hi.\nReview:")
+
+
+def test_bad_settings_say_what_to_change():
+    with pytest.raises(ValueError, match="operator must be"):
+        EvoPromptConfig(operator="pso")
+    with pytest.raises(ValueError, match="budget of at least"):
+        EvoPromptConfig(population=10, budget=12)
