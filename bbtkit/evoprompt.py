@@ -62,7 +62,7 @@ def extract_prompt(text: str, limit: int = 300) -> str | None:
     may be cut off), else the last non-empty line; quotes and a "Prompt:" label are dropped. None if empty."""
     m = re.search(r"<prompt>(.*?)(?:</prompt>|$)", text, re.DOTALL | re.IGNORECASE)
     found = m.group(1) if m else next((ln for ln in reversed(text.splitlines()) if ln.strip()), "")
-    found = re.sub(r"^\s*(?:\d\.\s*)?(?:final |new )?prompt\s*:\s*", "", found.strip(), flags=re.IGNORECASE)
+    found = re.sub(r"^\s*(?:\d\.\s*)?(?:final |new |basic )?prompt(?:\s*\d+)?\s*:\s*", "", found.strip(), flags=re.IGNORECASE)
     found = " ".join(found.strip().strip("\"'“”").split())[:limit]
     return found or None
 

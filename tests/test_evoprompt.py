@@ -28,6 +28,7 @@ def test_operator_replies_are_parsed():
     assert extract_prompt("1. Crossover: a\n2. <prompt>Classify it.</prompt> done") == "Classify it."
     assert extract_prompt("<prompt>Cut off at the tok") == "Cut off at the tok"
     assert extract_prompt('Some reasoning\nFinal prompt: "Label the review."') == "Label the review."
+    assert extract_prompt("Some text\nPrompt 2: Read the text and decide.") == "Read the text and decide."
     assert extract_prompt("   \n ") is None
 
 
