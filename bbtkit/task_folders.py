@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import LAYOUT, Examples, load_examples, task_folder
-from .tasks import LabelWordError, get_task
+from .tasks import LabelWordError, Task, get_task
 
 _FEWSHOT = re.compile(r"^(\d+)-(\d+)$")
 
@@ -144,3 +144,55 @@ def reference_scores(task, examples, draws: int = 1000) -> dict[str, float]:
         [task.score(rng.integers(task.num_classes, size=labels.size), labels) for _ in range(draws)])
     majority = np.bincount(labels, minlength=task.num_classes).argmax()
     return {"chance": float(chance), "majority": task.score(np.full(labels.size, majority), labels)}
+
+
+# --- a task the course makes itself, for the homework notebook's own run (and CI) --------------------
+_THINGS = ("The pasta", "Our waiter", "The hotel room", "The delivery", "This phone", "The concert", "The train ride",
+           "My new jacket", "The customer service", "The coffee", "The laptop", "The tour guide")
+_GOOD = ("was excellent", "arrived early", "exceeded our expectations", "was worth every penny", "made my day",
+         "worked perfectly", "was friendly and quick", "felt like a treat")
+_BAD = ("was a disaster", "arrived cold", "broke after a week", "was a waste of money", "ruined the evening",
+        "never worked", "was rude and slow", "felt like a scam")
+_NEGATABLE = {"excellent": 1, "worth the price": 1, "helpful": 1, "a disaster": 0, "a waste of money": 0, "broken": 0}
+_ASIDES = ("", "", " although it rained all day", " even on a Monday", " as my friend had said", " for the second time")
+
+
+def write_example_task(folder, n_train: int = 400, n_test: int = 200, seeds=(13, 42, 100), k: int = 16) -> Task:
+    """Write a small two-class task, customer messages as complaint (0) or praise (1), into ``folder`` in the
+    homework's layout (``data.LAYOUT``), and return its ``Task``. Sentences are drawn from a fixed grammar
+    (seeded), a quarter of them negated ("The coffee was not excellent"), so the manual prompt is not
+    perfect. The homework notebook runs on it where a student has not set a folder of their own."""
+    from .data import bbt_sample
+    from .examples import Example
+
+    rng = np.random.default_rng(0)
+
+    def draw() -> Example:
+        thing, aside = _THINGS[rng.integers(len(_THINGS))], _ASIDES[rng.integers(len(_ASIDES))]
+        if rng.random() < 0.25:
+            word, label = list(_NEGATABLE.items())[rng.integers(len(_NEGATABLE))]
+            return Example(f"{thing} was not {word}{aside}.", None, 1 - label)
+        label = int(rng.integers(2))
+        said = (_GOOD if label else _BAD)[rng.integers(len(_GOOD))]
+        return Example(f"{thing} {said}{aside}.", None, label)
+
+    folder = Path(folder)
+    train, test = [draw() for _ in range(n_train)], [draw() for _ in range(n_test)]
+    _write(folder / "train.jsonl", train)
+    _write(folder / "test.jsonl", test)
+    (folder / "labels.json").write_text('["complaint", "praise"]\n', encoding="utf-8")
+    for seed in seeds:
+        tr, dv = bbt_sample(Examples(train, "train"), k, seed)
+        _write(folder / "fewshot" / f"{k}-{seed}" / "train.jsonl", tr)
+        _write(folder / "fewshot" / f"{k}-{seed}" / "dev.jsonl", dv)
+    return Task(folder.name, ("negative", "positive"),
+                {"causal": "Customer: {text_a}\nTone: {mask}", "mlm": "{text_a} The tone is {mask} ."},
+                labels=("complaint", "praise"), description="Customer messages: complaint or praise (made up).")
+
+
+def _write(path: Path, examples) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"text_a": e.text_a, "text_b": e.text_b, "label": e.label}) + "\n"
+                            for e in examples), encoding="utf-8")
