@@ -103,22 +103,28 @@ def draw_board(root, task: str, methods, seed="all", setting: str | None = None)
             ax.plot(grid, y, color=color, alpha=0.35 if len(ys) > 1 else 1, lw=1)
         test = np.array([r.test_metric for r, _ in curves if r.test_metric is not None])
         label = f"{get_method(method).label}: test {100 * test.mean():.1f}" + (f" ± {100 * test.std():.1f}" if len(test) > 1 else "")
-        ax.plot(grid, np.nanmean(ys, 0), color=color, lw=2, label=label)
+        seen = np.isfinite(ys).any(0)  # the mean over seeds where at least one has a dev record
+        mean = np.full(len(grid), np.nan)
+        mean[seen] = np.nanmean(ys[:, seen], 0)
+        ax.plot(grid, mean, color=color, lw=2, label=label, marker="o" if len(grid) == 1 else None)
     ax.set(xlabel="API calls", ylabel="best dev metric so far", title=f"{task}, seed {seed}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return ax
 
 
-def board_explorer(root, tasks, methods, seeds=(13, 42, 100), setting: str | None = None):
+def board_explorer(root, tasks, methods, seeds=(13, 42, 100), setting: str | None = None,
+                   shown=("bbt", "bbtv2", "ajo")):
     """Pick a task, methods and a seed (or all): each method's budget curve and test metric, read from the
-    cached runs under root (nothing is run)."""
+    cached runs under root (nothing is run). shown: the methods picked at first (those of them in methods)."""
     import ipywidgets as W
 
-    def draw(task=tasks[0], chosen=tuple(methods[:3]), seed="all"):
+    first = tuple(m for m in shown if m in methods) or tuple(methods[:3])
+
+    def draw(task=tasks[0], chosen=first, seed="all"):
         draw_board(root, task, chosen, seed, setting)
         plt.show()
 
     return W.interact(draw, task=list(tasks), seed=["all", *seeds],
-                      chosen=W.SelectMultiple(options=list(methods), value=tuple(methods[:3]), rows=min(8, len(methods)),
+                      chosen=W.SelectMultiple(options=list(methods), value=first, rows=min(8, len(methods)),
                                               description="methods"))
