@@ -118,16 +118,18 @@ def task_folder(task) -> tuple[str, Path, int | None]:
         folder = Path(task).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is not a folder. A task folder holds {LAYOUT}.")
-        labels = folder / "labels.json"
-        return folder.name, folder, len(_labels(_read_json(labels), labels)) if labels.is_file() else None
+        return folder.name, folder, _folder_classes(folder)
     if not isinstance(task, str):
         raise ValueError(f"A task is a benchmark name ({', '.join(TASKS)}), a bk.Task or a folder path, "
                          f"got {type(task).__name__}.")
     folder = data_dir(task) / task
+    return task, folder, len(task_labels(task)) if task in TASKS else _folder_classes(folder)
+
+
+def _folder_classes(folder: Path) -> int | None:
+    """The number of classes a task folder's labels.json names (None without one)."""
     labels = folder / "labels.json"
-    if task in TASKS:
-        return task, folder, len(task_labels(task))
-    return task, folder, len(_labels(_read_json(labels), labels)) if labels.is_file() else None
+    return len(_labels(_read_json(labels), labels)) if labels.is_file() else None
 
 
 def task_labels(task: str) -> list[str]:
