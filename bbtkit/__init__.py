@@ -1,5 +1,5 @@
 """bbtkit: gradient-free tuning of language models through their inference API alone."""
-from . import cmaes, fireworks, loop, mezo, objectives, optimizers, plots, projection, runtime, spaces, zo
+from . import cmaes, fireworks, loop, mezo, objectives, optimizers, plots, progress, projection, runtime, spaces, zo
 from .ajo import AJOConfig, run_ajo, run_feature_mlp
 from .api import AdapterSet, APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits
 from .generate import Completion, GenerativeLM
@@ -12,6 +12,7 @@ from .evoprompt import EvoPromptConfig, run_evoprompt
 from .ipl import IPLConfig, run_ipl
 from .leaderboard import load_leaderboard
 from .loop import Trace, tune
+from .progress import track
 from .methods import METHODS, get_method
 from .mezo import MeZOConfig, run_backprop, run_mezo
 from .data import Example, Examples, Split, data_dir, load_split

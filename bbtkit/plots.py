@@ -14,8 +14,9 @@ def bars(values: dict[str, float], title: str = "", ylabel: str = "", chance: fl
     ax.bar_label(bar, labels=[fmt.format(v) for v in vals], fontsize=8)
     ax.set_xticks(range(len(vals)), names, rotation=20, ha="right", fontsize=8)
     if chance is not None:
-        ax.axhline(chance, ls="--", c="grey", lw=1, label="chance")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.axhline(chance, ls="--", c="grey", lw=1)
+        ax.annotate("chance", xy=(1.0, chance), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=7, color="grey")  # beside the axes, over no bar
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, max(1.0, max(vals) * 1.15))
@@ -33,7 +34,7 @@ def grouped_bars(table: dict[str, dict[str, float]], title: str = "", ylabel: st
     ax.set_xticks(range(len(groups)), groups, rotation=15, ha="right", fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside the axes: it covers no bar
     return ax
 
 
@@ -104,7 +105,7 @@ def curves(series: dict[str, tuple], title: str = "", xlabel: str = "API calls",
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside the axes: it covers no bar
     return ax
 
 

@@ -95,3 +95,18 @@ def _mode(stream) -> str:
     if autonotebook.tqdm is not std.tqdm:  # tqdm found a kernel with widgets: its notebook bar
         return "notebook"
     return "terminal" if getattr(stream, "isatty", lambda: False)() else "log"
+
+
+def track(items, desc: str, unit: str = "item", **kwargs):
+    """Iterate over items with a :class:`Progress` (for long loops in a notebook: templates, tasks,
+    seeds). The bar closes full when the loop ends, short (red) when it is interrupted or fails."""
+    items = list(items)
+    bar = Progress(len(items), desc, unit, **kwargs)
+    ok = False
+    try:
+        for item in items:
+            yield item
+            bar.update(1)
+        ok = True
+    finally:
+        bar.close(ok)

@@ -126,87 +126,6 @@ def cma_tuner(functions: dict):
                       popsize=W.IntSlider(10, 4, 64), budget=W.IntSlider(3000, 500, 10000, 500))
 
 
-def bbt_runner(model, task, split, base_cfg=None):
-    """Pick BBT hyperparameters, press Run, and watch the loss and dev curves grow live."""
-    import dataclasses
-
-    import ipywidgets as W
-    from IPython.display import display
-
-    from .methods import METHODS
-    from .plots import run_curves
-
-    method = METHODS["bbt"]
-    base_cfg = base_cfg or method.config.cpu_quick()
-    d = W.IntSlider(base_cfg.intrinsic_dim, 5, 500, 5, description="d")
-    n = W.IntSlider(base_cfg.n_prompt_tokens, 1, 20, description="tokens")
-    sigma = W.FloatLogSlider(base_cfg.sigma, base=10, min=-2, max=1, description="σ0")
-    pop = W.IntSlider(base_cfg.popsize, 4, 40, description="popsize")
-    budget = W.IntSlider(200, 20, 2000, 20, description="budget")
-    loss = W.Dropdown(options=["ce", "hinge", "neg_metric"], value=base_cfg.loss, description="loss")
-    proj = W.Dropdown(options=["uniform", "normal"], value=base_cfg.projection, description="projection")
-    button, out = W.Button(description="Run BBT", button_style="primary"), W.Output()
-
-    def run(_):
-        cfg = dataclasses.replace(base_cfg, intrinsic_dim=d.value, n_prompt_tokens=n.value, sigma=sigma.value,
-                                  popsize=pop.value, budget=max(budget.value, pop.value), loss=loss.value,
-                                  projection=proj.value, eval_every=max(pop.value, budget.value // 8))
-
-        def live(trace):
-            with out:
-                out.clear_output(wait=True)
-                run_curves(trace.history, f"{trace.calls} of {cfg.budget} calls")
-                plt.show()
-
-        res = method.run(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
-        with out:
-            print(res.summary())
-
-    button.on_click(run)
-    display(W.VBox([W.HBox([d, n, sigma]), W.HBox([pop, budget]), W.HBox([loss, proj, button]), out]))
-
-
-def bbtv2_runner(model, task, split, base_cfg=None):
-    """Pick BBTv2's layers, d, sigma and budget, press Run, and watch the per-layer curves grow live."""
-    import dataclasses
-
-    import ipywidgets as W
-    from IPython.display import display
-
-    from .methods import METHODS
-    from .plots import layer_curves
-
-    method = METHODS["bbtv2"]
-    base_cfg = base_cfg or method.config.cpu_quick()
-    L = model.num_layers
-    choices = {"all layers": None, "every third layer": tuple(range(0, L, 3)),
-               "bottom half": tuple(range(L // 2)), "top half": tuple(range(L // 2, L)),
-               "top three": tuple(range(L - 3, L)), "embeddings only (like BBT)": (0,)}
-    layers = W.Dropdown(options=list(choices), value="all layers", description="layers")
-    d = W.IntSlider(base_cfg.intrinsic_dim, 5, 500, 5, description="d per layer")
-    sigma = W.FloatLogSlider(base_cfg.sigma, base=10, min=-2, max=1, description="σ0")
-    budget = W.IntSlider(base_cfg.budget, 20, 2000, 20, description="budget")
-    button, out = W.Button(description="Run BBTv2", button_style="primary"), W.Output()
-
-    def run(_):
-        cfg = dataclasses.replace(base_cfg, layers=choices[layers.value], intrinsic_dim=d.value, sigma=sigma.value,
-                                  budget=max(budget.value, base_cfg.popsize + 1),
-                                  eval_every=max(base_cfg.popsize, budget.value // 8))
-
-        def live(trace):
-            with out:
-                out.clear_output(wait=True)
-                layer_curves(trace.history, f"{trace.calls} of {cfg.budget} calls")
-                plt.show()
-
-        res = method.run(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
-        with out:
-            print(res.summary())
-
-    button.on_click(run)
-    display(W.VBox([W.HBox([layers, d]), W.HBox([sigma, budget, button]), out]))
-
-
 def mix_explorer(parts: dict, labels, task, mix: float = 0.5):
     """Slide AJO's mixture weight over saved predictions: mix * p_LM + (1 - mix) * p_f.
 
@@ -261,33 +180,6 @@ def zo_tuner(functions: dict):
                       M=W.IntSlider(8, 2, 32), budget=W.IntSlider(2000, 200, 10000, 200))
 
 
-def dfo_lora_tuner(model, split, task: str = "sst2"):
-    """Rank, targets, optimizer, top layers and budget of a DFO-LoRA run; press Run (a run takes a while)."""
-    import dataclasses
-
-    import ipywidgets as W
-
-    from .dfo_lora import DFOLoRAConfig, run_dfo_lora
-
-    def run(rank=4, targets="q, k", optimizer="cma", top_layers=4, budget=60):
-        cfg = dataclasses.replace(DFOLoRAConfig.cpu_quick(seed=split.seed, optimizer=optimizer), rank=rank,
-                                  targets=tuple(t.strip() for t in targets.split(",")), budget=budget,
-                                  layers=tuple(range(-top_layers, 0)), eval_every=max(10, budget // 3), fw_sparks=20)
-        res = run_dfo_lora(model, task, split, cfg, display=False)
-        calls, loss = zip(*[(r["calls"], r["incumbent_loss"]) for r in res.history if r.get("incumbent_loss") is not None])
-        plt.figure(figsize=(5, 2.6))
-        plt.plot(calls, loss, drawstyle="steps-post")
-        plt.xlabel("API calls")
-        plt.ylabel("training loss (kept adapters)")
-        plt.title(f"rank {rank} on {targets}, {optimizer}, top {top_layers} layers", fontsize=8)
-        plt.show()
-        print(res.summary(), f"| {res.seconds_per_call:.2f} s/call")
-
-    return W.interact_manual(run, rank=W.IntSlider(4, 1, 16), targets=["q, k", "q", "k", "q, k, v"],
-                             optimizer=["cma", "fireworks"], top_layers=W.IntSlider(4, 1, model.num_layers),
-                             budget=W.IntSlider(60, 20, 400, 20))
-
-
 def ipl_explorer(model, prompt, task: str = "sst2", position: str = "auto",
                  text: str = "a gripping , beautifully acted film"):
     """Type an input: the weight IPL gives each prompt token for it, w_i(x), and the label-word
@@ -323,3 +215,4 @@ def ipl_explorer(model, prompt, task: str = "sst2", position: str = "auto",
 
 
 from .explorers import board_explorer, calibration_explorer  # noqa: E402  (notebooks 05 and 07 read them here)
+from .runners import bbt_runner, bbtv2_runner, dfo_lora_tuner  # noqa: E402  (notebooks 03, 04 and 09)

@@ -86,3 +86,18 @@ def test_in_a_kernel_the_bar_is_tqdms_notebook_bar(monkeypatch):
 
     monkeypatch.setattr(autonotebook, "tqdm", NotebookBar)
     assert _mode(io.StringIO()) == "notebook"
+
+
+def test_track_counts_items_and_closes_full_or_short():
+    from bbtkit.progress import track
+    out = io.StringIO()
+    assert list(track("abc", "letters", stream=out, mode="log", every=0)) == ["a", "b", "c"]
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("letters: 3/3 items") and "stopped early" not in lines[-1]
+    out = io.StringIO()
+    for item in track(range(5), "numbers", stream=out, mode="log", every=0):
+        if item == 2:
+            break
+    import gc
+    gc.collect()  # a generator left by break is closed when collected: its bar ends short
+    assert out.getvalue().splitlines()[-1].startswith("numbers: 2/5 items") and "stopped early" in out.getvalue()

@@ -69,3 +69,38 @@ def test_the_board_explorer_reads_cached_runs(tmp_path):
     controls = {c.description: c for c in ui.widget.children[:-1]}
     controls["seed"].value = 13
     controls["methods"].value = ("bbtv2",)
+
+
+def _button(ui):
+    import ipywidgets as W
+    for box in ui.children[:-1]:
+        for child in box.children:
+            if isinstance(child, W.Button):
+                return child
+
+
+def test_runners_show_the_notebooks_run_first_then_run_through_the_registry(monkeypatch, capsys):
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from bbtkit.data import Example, Examples, Split
+
+    lm = bk.tiny_model("llama")
+    rows = [("good fun", 1), ("awful", 0), ("the best film", 1), ("boring", 0)]
+    ex = Examples([Example(t, None, y) for t, y in rows], "toy")
+    split = Split("sst2", 0, ex, ex, ex)
+    cfg = dataclasses.replace(bk.BBTConfig.cpu_quick(), popsize=4, budget=8, eval_every=4, intrinsic_dim=5)
+    start = bk.run_bbt(lm, "sst2", split, cfg, display=False, evaluate_test=False)
+    shown = []  # outside a kernel an Output widget captures nothing: record each figure as it is shown
+    monkeypatch.setattr(plt, "show", lambda: shown.append(" ".join(t.get_text() for t in plt.gcf().findobj(
+        lambda a: hasattr(a, "get_text"))) or "figure") or plt.close("all"))
+    ui = bk.widgets.bbt_runner(lm, "sst2", split, cfg, start=start)
+    assert len(shown) == 1 and "the run above (8 calls)" in shown[0]  # the start run, before any Run
+    ui.children[1].children[1].value = 20                              # budget (the slider starts at 20)
+    _button(ui).click()
+    assert len(shown) > 1 and "of 20 calls" in shown[-1]               # live curves of the new run
+    assert "bbt on sst2" in capsys.readouterr().out
+    bk.widgets.bbtv2_runner(lm, "sst2", split)
+    bk.widgets.dfo_lora_tuner(lm, split)
+    assert capsys.readouterr().out.count("Press Run") == 2

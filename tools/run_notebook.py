@@ -4,7 +4,8 @@ it first showed (its figure and printed lines, taken from the widget state) and 
 run the cell (without its state a widget cannot render, and its raw repr is noise).
 
     python tools/run_notebook.py notebooks/01_*.ipynb
-    python tools/run_notebook.py --clean-only notebooks/*.ipynb   # the cleaning alone, no execution"""
+    python tools/run_notebook.py --clean-only notebooks/*.ipynb   # the cleaning alone, no execution
+    BBTKIT_SMOKE=1 python tools/run_notebook.py --time-only notebooks/*.ipynb   # minutes of each, files untouched"""
 from __future__ import annotations
 
 import re
@@ -69,13 +70,16 @@ def main(paths: list[str]) -> None:
             clean(nb)
             nbformat.write(nb, p)
         return
-    for p in paths:
+    write = not (paths and paths[0] == "--time-only")
+    for p in paths[0 if write else 1:]:
         nb = nbformat.read(p, as_version=4)
         t0 = time.time()
         NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(Path(p).parent)}}).execute()
-        clean(nb)
-        nbformat.write(nb, p)
-        print(f"{p}: executed in {(time.time() - t0) / 60:.1f} min")
+        minutes = (time.time() - t0) / 60
+        if write:
+            clean(nb)
+            nbformat.write(nb, p)
+        print(f"{p}: executed in {minutes:.1f} min" + ("" if write else " (not written)"), flush=True)
 
 
 if __name__ == "__main__":
