@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.bbtkit-installed
 TORCH_VERSION ?= 2.13.0
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: course setup test test-fast benchmark clean-venv
+.PHONY: course setup test test-fast test-browser benchmark clean-venv
 
 # JupyterLab on notebooks/; as root (Docker, Colab) it adds --allow-root and says so.
 course: setup
@@ -39,8 +39,14 @@ $(STAMP): pyproject.toml Makefile
 # bf16 forces the dtype of the first run.
 test: setup
 	@echo "bbtkit test run: $$($(BIN)/python -m bbtkit env)"
-	BBTKIT_SMOKE=1 $(BIN)/python -m pytest tests/ --nbval-lax notebooks/ -p no:cacheprovider
+	BBTKIT_SMOKE=1 $(BIN)/python -m pytest tests/ --ignore=tests/browser --nbval-lax notebooks/ -p no:cacheprovider
 	BBTKIT_DTYPE=$$($(BIN)/python -m bbtkit env --other-dtype) $(BIN)/python -m pytest tests/test_embedded.py -p no:cacheprovider -q
+
+# Notebook 01 in JupyterLab in headless Chromium: it runs, and its explorer answers typing and a new
+# template. Needs Debian's chromium (apt-get install chromium; .ci/run installs it) or BBTKIT_CHROMIUM.
+test-browser: setup
+	$(BIN)/pip install --quiet -e ".[browser]"
+	BBTKIT_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -p no:cacheprovider -v
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/ -m "not slow" -q
