@@ -8,6 +8,7 @@ from .bbt import BBTConfig, run_bbt
 from .bbtv2 import BBTv2Config, run_bbtv2
 from .calibration import Calibration
 from .dfo_lora import DFOLoRAConfig, run_dfo_lora
+from .eot import EoTConfig, ReasoningResult, run_eot, run_reasoning
 from .evoprompt import EvoPromptConfig, run_evoprompt
 from .ipl import IPLConfig, run_ipl
 from .leaderboard import load_leaderboard

@@ -128,3 +128,22 @@ def board_explorer(root, tasks, methods, seeds=(13, 42, 100), setting: str | Non
     return W.interact(draw, task=list(tasks), seed=["all", *seeds],
                       chosen=W.SelectMultiple(options=list(methods), value=first, rows=min(8, len(methods)),
                                               description="methods"))
+
+
+def eot_explorer(results: dict):
+    """Pick a method and a problem: every step's input and output (results: {label: ReasoningResult}
+    over the same problems, e.g. EoT and its baselines). Nothing is run."""
+    import ipywidgets as W
+
+    from .eot import trace_text
+
+    first = next(iter(results.values()))
+    problems = {f"{i + 1}. {t['question'][:60]}": i for i, t in enumerate(first.traces)}
+
+    def draw(method=next(iter(results)), problem=next(iter(problems))):
+        res = results[method]
+        print(f"{res.summary()}\n")
+        print(trace_text(res.traces[problems[problem]]))
+
+    return W.interact(draw, method=list(results), problem=W.Dropdown(options=list(problems), description="problem",
+                                                                      layout=W.Layout(width="90%")))
