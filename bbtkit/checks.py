@@ -25,7 +25,20 @@ def warn_cut(cut, max_length: int, what: str) -> None:
                       f"were cut (the longest by {int(cut.max())} tokens), which can change their predictions. To keep "
                       f"them whole, raise the model's limit for every run and evaluation (model.max_length = "
                       f"{max_length + int(cut.max())}), or pass max_length= to BlackBoxLM or evaluate.",
-                      InputsCutWarning, stacklevel=3)
+                      InputsCutWarning, stacklevel=_outside_stacklevel())
+
+
+def _outside_stacklevel() -> int:
+    """The stacklevel of the first caller outside bbtkit (and the decorators of torch and contextlib), so
+    that a warning names the user's line, not a line of ours."""
+    import inspect
+    from pathlib import Path
+
+    ours = (str(Path(__file__).parent), str(Path(torch.__file__).parent), "contextlib")
+    frame, level = inspect.currentframe().f_back, 1  # the function that warns is level 1
+    while frame is not None and any(s in frame.f_code.co_filename for s in ours):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def finite_prompts(p: torch.Tensor) -> None:

@@ -19,20 +19,41 @@ def _check(key: str, title: str):
     return register
 
 
-def check(exercise: str, *answer, **kw) -> bool:
-    """Check an answer to a checked exercise ("01.6", "03.5", ...): prints ✓ or ✗ with a hint; returns True if right."""
+class Verdict:
+    """What ``check`` returns: true if the answer is right. A notebook shows nothing for it (the printed
+    line says it all), so a check cell's output is that line alone."""
+
+    def __init__(self, ok: bool):
+        self.ok = bool(ok)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other) -> bool:
+        return self.ok == bool(other)
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def check(exercise: str, *answer, **kw) -> Verdict:
+    """Check an answer to a checked exercise ("01.6", "03.5", ...): prints ✓ or ✗ with a hint; the
+    returned Verdict is true if the answer is right."""
     if exercise not in CHECKS:
         raise ValueError(f"No checked exercise {exercise!r}; the checked ones are {', '.join(sorted(CHECKS))}.")
     title, fn = CHECKS[exercise]
     if not answer or any(_unanswered(a) for a in answer):
         print(f"○ {exercise} ({title}): no answer yet. Replace the ... with yours and run the cell again.")
-        return False
+        return Verdict(False)
     try:
         ok, message = fn(*answer, **kw)
     except Exception as e:  # a wrong kind of answer is a hint, not a traceback
         ok, message = False, f"the check could not use this answer ({type(e).__name__}: {e})."
     print(f"{'✓' if ok else '✗'} {exercise} ({title}): {'right. ' if ok else 'not yet: '}{message}")
-    return ok
+    return Verdict(ok)
 
 
 def _unanswered(a) -> bool:

@@ -13,6 +13,14 @@ def run(capsys, key, *answer, **kw):
     return ok, capsys.readouterr().out
 
 
+def test_a_verdict_is_true_or_false_and_a_notebook_shows_nothing_for_it(capsys):
+    from IPython.core.formatters import DisplayFormatter
+
+    ok, out = run(capsys, "01.6", ..., ...)
+    assert not ok and ok == False and repr(ok) == "Verdict(False)"  # noqa: E712
+    assert DisplayFormatter().format(ok) == ({}, {})  # the printed line is the cell's only output
+
+
 def test_every_chapter_has_a_checked_exercise():
     assert {k.split(".")[0] for k in CHECKS} >= {"01", "02", "03", "04", "05", "06", "07", "08", "09", "11"}
 

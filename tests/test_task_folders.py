@@ -100,8 +100,9 @@ def test_inputs_longer_than_max_length_give_one_warning_with_the_count():
         api(np.zeros((2, 3, lm.hidden_size)))
         api(np.zeros((2, 3, lm.hidden_size)))
     assert len([w for w in rec if w.category is InputsCutWarning]) == 1
-    with pytest.warns(InputsCutWarning, match="2 of 3"):
+    with pytest.warns(InputsCutWarning, match="2 of 3") as rec:
         bk.evaluate(lm, ENT, ex, max_length=40, batch_size=1)
+    assert rec[0].filename == __file__  # the warning names the caller's line, not one inside bbtkit or torch
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bk.evaluate(lm, ENT, ex)  # 256 tokens hold them: no warning
