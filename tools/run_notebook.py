@@ -41,12 +41,15 @@ def clean(nb) -> None:
     blob = nb.metadata.pop("widgets", None) or {}  # widget state blobs do not belong in the repository
     state = blob.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb.cells:
-        kept = []
+        kept, shown_ids = [], set()
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             if WIDGET in data:
                 if PROGRESS.search(data.get("text/plain", "")):
                     continue  # a progress bar: stale once the run is over
+                if data[WIDGET].get("model_id") in shown_ids:
+                    continue  # the same control shown again (displayed, then returned as the cell's value)
+                shown_ids.add(data[WIDGET].get("model_id"))
                 shown = widget_outputs(state, data[WIDGET].get("model_id", ""))
                 if shown:
                     kept += shown + [nbformat.v4.new_output("stream", name="stdout", text=SHOWN + "\n")]
