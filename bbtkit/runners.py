@@ -34,16 +34,7 @@ def bbt_runner(model, task, split, base_cfg=None, start=None):
         cfg = dataclasses.replace(base_cfg, intrinsic_dim=d.value, n_prompt_tokens=n.value, sigma=sigma.value,
                                   popsize=pop.value, budget=max(budget.value, pop.value), loss=loss.value,
                                   projection=proj.value, eval_every=max(pop.value, budget.value // 8))
-
-        def live(trace):
-            with out:
-                out.clear_output(wait=True)
-                run_curves(trace.history, f"{trace.calls} of {cfg.budget} calls")
-                plt.show()
-
-        res = method.run(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
-        with out:
-            print(res.summary())
+        _run_live(method, model, task, split, cfg, out, run_curves)
 
     button.on_click(run)
     _first_show(out, start, run_curves)
@@ -80,22 +71,26 @@ def bbtv2_runner(model, task, split, base_cfg=None, start=None):
         cfg = dataclasses.replace(base_cfg, layers=choices[layers.value], intrinsic_dim=d.value, sigma=sigma.value,
                                   budget=max(budget.value, base_cfg.popsize + 1),
                                   eval_every=max(base_cfg.popsize, budget.value // 8))
-
-        def live(trace):
-            with out:
-                out.clear_output(wait=True)
-                layer_curves(trace.history, f"{trace.calls} of {cfg.budget} calls")
-                plt.show()
-
-        res = method.run(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
-        with out:
-            print(res.summary())
+        _run_live(method, model, task, split, cfg, out, layer_curves)
 
     button.on_click(run)
     _first_show(out, start, layer_curves)
     ui = W.VBox([W.HBox([layers, d]), W.HBox([sigma, budget, button]), out])
     display(ui)
     return ui
+
+
+def _run_live(method, model, task, split, cfg, out, draw) -> None:
+    """Run a registry method, redrawing its curves in ``out`` at every record, then print its summary."""
+    def live(trace):
+        with out:
+            out.clear_output(wait=True)
+            draw(trace.history, f"{trace.calls} of {cfg.budget} calls")
+            plt.show()
+
+    res = method.run(model, task, split, cfg, display=False, callback=live, evaluate_test=False)
+    with out:
+        print(res.summary())
 
 
 def _first_show(out, start, draw) -> None:
