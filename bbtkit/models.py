@@ -306,3 +306,4 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
 
 
 from .tiny import tiny_model, tiny_tokenizer  # noqa: E402,F401  (bk.tiny_model; tiny.py needs LM)
+from .twins import shape_twin  # noqa: E402,F401  (bk.models.shape_twin; twins.py needs LM)
