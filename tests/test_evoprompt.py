@@ -1,5 +1,6 @@
 """EvoPrompt's GA and DE over instructions: population size kept, identical instructions never evaluated twice,
 the budget kept, operator replies parsed; end to end on a tiny model."""
+import dataclasses
 import itertools
 
 import numpy as np
@@ -79,3 +80,38 @@ def test_bad_settings_say_what_to_change():
         EvoPromptConfig(operator="pso")
     with pytest.raises(ValueError, match="budget of at least"):
         EvoPromptConfig(population=10, budget=12)
+
+
+def test_without_a_generation_limit_the_run_spends_its_budget():
+    """cpu_quick has generations=None, so at the leaderboard's budget EvoPrompt meets the others at equal calls."""
+    lm = bk.tiny_model("gpt2")
+    ex = Examples([Example(t, None, y) for t, y in [("good fun", 1), ("awful", 0)]])
+    split = Split("sst2", 0, ex, ex, ex)
+    cfg = dataclasses.replace(EvoPromptConfig.cpu_quick(seed=3), population=3, budget=30, max_new_tokens=6)
+    assert EvoPromptConfig.cpu_quick().generations is None
+    res = run_evoprompt(lm, "sst2", split, cfg, display=False, evaluate_test=False)
+    assert 30 - 2 * cfg.population < res.api_calls <= 30 and "budget" in str(res.stop)
+
+
+def test_notebook_10s_plain_loop_is_run_evoprompt():
+    """The GA loop notebook 10 shows, written out with the package's pieces, is the loop run_evoprompt runs."""
+    from bbtkit.evoprompt import default_instructions
+
+    lm = bk.tiny_model("gpt2")
+    ex = Examples([Example(t, None, y) for t, y in [("good fun", 1), ("awful", 0), ("the best", 1), ("boring", 0)]])
+    split = Split("sst2", 0, ex, ex, ex)
+    cfg = dataclasses.replace(EvoPromptConfig.cpu_quick(seed=4), population=3, budget=21, max_new_tokens=8)
+    res = run_evoprompt(lm, "sst2", split, cfg, display=False, evaluate_test=False)
+
+    task = bk.get_task("sst2")
+    bk.set_seed(cfg.seed)
+    llm = bk.GenerativeLM(lm)                                     # the operators: text in, text out
+    fitness = InstructionFitness(lm, task, split.dev)             # an instruction's dev metric: 1 call, cached
+    opt = TextEvolution(llm, default_instructions(task), cfg.operator, cfg.population, cfg.generations, cfg.seed,
+                        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+    while not opt.stop() and llm.calls + fitness.calls + opt.popsize <= cfg.budget:
+        X = opt.ask()                                             # children: crossover and mutation by the LLM
+        scores = np.array([fitness(opt.archive[int(i)]) for i in X[:, 0]])
+        opt.tell(X, -scores)                                      # the loop minimises: loss = -dev metric
+    assert opt.archive == [a["instruction"] for a in res.extra["archive"]]
+    assert opt.archive[opt.best] == res.extra["instruction"] and llm.calls + fitness.calls == res.api_calls
