@@ -238,3 +238,25 @@ def _relevance(fn):
         return True, "a sigmoid of a scaled dot product: each token is switched on or off by the input."
     return False, (f"shape {tuple(got.shape)}, expected one weight per input and token, (inputs, tokens). "
                    "q_i = W_q p_i + b_q, k = W_k x̄ + b_k, then sigmoid(q_i · k / √h).")
+
+
+@_check("10.6", "reading the answer out of a reasoning")
+def _last_number(fn):
+    from .reasoning import extract_answer, is_correct
+
+    rng = np.random.default_rng()
+    texts = ["She has 3 apples and buys 4 more, so she has 7 apples.", "It costs $1,250 in total.",
+             "The temperature fell to -4 degrees.", "Each box holds 2.5 kg, so 4 boxes weigh 10 kg.",
+             "So 1,000,000 minus 1 is 999,999."]
+    for _ in range(4):  # drawn at check time, so no fixed list of texts can be memorised
+        a, b = int(rng.integers(2, 60)), int(rng.integers(1000, 99999))
+        texts.append(f"First {a} people came, then {b:,} more; in all {a + b:,} people came.")
+        texts.append(f"He was at {a} m and went down {a + b} m, so he is at {-b} m.")
+    for text in texts:
+        got = fn(text)
+        if not is_correct(None if got is None else str(got).replace(",", ""), extract_answer(text, "number", "last"),
+                          "number"):
+            return False, (f"for {text!r} your function gave {got!r}. The answer is the last number of the text; keep "
+                           "a minus sign, drop the commas between thousands and a leading $, and keep a decimal point.")
+    return True, (f"{len(texts)} texts read right. An extraction call exists because a small model's reasoning often "
+                  "ends on some other number; the trigger asks it to state the answer once more.")

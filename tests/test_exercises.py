@@ -22,7 +22,7 @@ def test_a_verdict_is_true_or_false_and_a_notebook_shows_nothing_for_it(capsys):
 
 
 def test_every_chapter_has_a_checked_exercise():
-    assert {k.split(".")[0] for k in CHECKS} >= {"01", "02", "03", "04", "05", "06", "07", "08", "09", "11"}
+    assert {k.split(".")[0] for k in CHECKS} >= {"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11"}
 
 
 def test_no_answer_yet_and_unknown_exercises(capsys):
@@ -121,3 +121,14 @@ def test_relevance(capsys):
     assert run(capsys, "11.6", weights)[0]
     ok, out = run(capsys, "11.6", lambda *a: weights(*a).T)
     assert not ok and "(inputs, tokens)" in out
+
+
+def test_10_6_reads_the_last_number_of_a_reasoning(capsys):
+    import re
+
+    assert run(capsys, "10.6", lambda t: bk.extract_answer(t, "number", "last"))[0]
+    naive = lambda t: re.findall(r"\d+", t)[-1]  # noqa: E731  (no sign, no commas, no decimals)
+    ok, out = run(capsys, "10.6", naive)
+    assert not ok and "last number" in out
+    ok, out = run(capsys, "10.6", lambda t: re.findall(r"-?[\d,]+", t)[0])  # the first number, not the last
+    assert not ok
