@@ -16,7 +16,7 @@ import torch
 from . import checks
 from .data import Examples
 from . import inject
-from .forward import AdapterSet, Forward
+from .forward import AdapterSet, Bucketed, Forward
 from .templates import resolve_position
 from .tasks import get_task
 
@@ -121,8 +121,11 @@ class BlackBoxLM:
         the context cache (adapters change the input's own keys)."""
         key = (n_prompt, context and self._opts["use_cache"])
         if key not in self._forwards:
-            self._forwards[key] = Forward(self.model, self.task, self.examples, n_prompt, self.position,
-                                          **{**self._opts, "use_cache": key[1]})
+            opts = {**self._opts, "use_cache": key[1]}
+            fw = Forward(self.model, self.task, self.examples, n_prompt, self.position, **opts)
+            if not fw.context_cached and len(self.examples) > 1:  # nothing shared: pad groups of similar length
+                fw = Bucketed(self.model, self.task, self.examples, n_prompt, self.position, **opts)
+            self._forwards[key] = fw
             if len(self._forwards) == 1:  # one warning per API, from its first formatting of the examples
                 checks.warn_cut(self._forwards[key].cut, self._opts["max_length"], f"examples of {self.examples.name}")
         return self._forwards[key]
