@@ -65,8 +65,9 @@ class EoTConfig:
 
     @classmethod
     def cpu_quick(cls, **kw) -> "EoTConfig":
-        """Shorter generations for a 2-core CPU (a reasoning of 128 tokens; the 135M model rarely needs more)."""
-        return cls(**{**dict(evolve_tokens=48, rewrite_tokens=96, reason_tokens=128), **kw})
+        """Shorter generations for a 2-core CPU (a reasoning of 128 tokens; the 135M model rarely needs more),
+        16 problems a batch (on 2 cores a batch of 16 writes 4x the tokens per second of one prompt)."""
+        return cls(**{**dict(evolve_tokens=48, rewrite_tokens=96, reason_tokens=128, batch=16), **kw})
 
     @classmethod
     def paper(cls, **kw) -> "EoTConfig":

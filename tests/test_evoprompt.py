@@ -105,7 +105,7 @@ def test_notebook_10s_plain_loop_is_run_evoprompt():
 
     task = bk.get_task("sst2")
     bk.set_seed(cfg.seed)
-    llm = bk.GenerativeLM(lm)                                     # the operators: text in, text out
+    llm = bk.GenerativeLM(lm, batch_size=cfg.population)          # the operators: text in, text out
     fitness = InstructionFitness(lm, task, split.dev)             # an instruction's dev metric: 1 call, cached
     opt = TextEvolution(llm, default_instructions(task), cfg.operator, cfg.population, cfg.generations, cfg.seed,
                         temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
