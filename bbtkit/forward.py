@@ -87,6 +87,7 @@ class Forward:
         self.cut = [e.cut for e in enc]  # tokens cut per example to fit max_length
         # A cached context needs at least one token (an empty input at the very start has none).
         self.context_cached = position == "after" and use_cache and max(e.context for e in enc) > 0
+        self.prefix = 0  # tokens shared by every example before the input (see below)
         if self.context_cached:
             tails = {tuple(e.ids[e.context:]) for e in enc}
             if len(tails) != 1:  # the shared tail is what makes one cached context serve every candidate
@@ -114,6 +115,11 @@ class Forward:
             with torch.no_grad():
                 self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates
             self.width = self.ids.shape[1]
+            # prompt before the input of a causal LM: the tokens up to the input are the same for every
+            # example, so each candidate's prefix is run once and its keys and values serve every example
+            self.prefix = _shared_prefix(enc) if lm.family == "causal" and use_cache and padding_side == "right" else 0
+            if self.prefix and (n_prompt and max(enc[0].prompt) >= self.prefix or self.prefix < 2):
+                self.prefix = 0
         self.batch = len(enc)
         self.layer_cache = None  # (layer, prompts below it, adapters below it, hidden states entering it)
 
@@ -191,6 +197,8 @@ class Forward:
         lm, B = self.lm, self.batch
         rows_pos = self.prompt_pos.repeat(p, 1)  # (p * batch, n), candidate-major rows
         sh = None if start else shallow  # (p, n, H): add_at shares each candidate's prompt across its batch
+        if sh is not None and sh.ndim == 4 and torch.equal(sh, sh[:, :1].expand_as(sh)):
+            sh = sh[:, 0]  # the same prompt for every example is a shared prompt (and runs as one)
         if sh is not None and sh.ndim == 4:  # (p, batch, n, H): one prompt per candidate and example (IPL)
             sh = sh.flatten(0, 1)
         window = (inject.layer_window(lm, start, stop, None if start_hidden is None else start_hidden.repeat(p, 1, 1))
@@ -206,6 +214,9 @@ class Forward:
             with window, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
                 h, _ = inject.run_layers(lm, embeds, mask, self.tail_pos.repeat(p, 1), past=past)
             return h[:, -1]
+        if self.prefix and not (start or stop is not None or adapters is not None or (sh is not None and sh.ndim == 3
+                                                                                       and len(sh) != p)):
+            return self._prefixed_hidden(sh, deep, p)
         embeds = self.base_embeds.repeat(p, 1, 1)
         embeds = inject.add_at(embeds, rows_pos, sh) if sh is not None else embeds
         adapted = (inject.candidate_adapters(lm, adapters.weights, adapters.scale) if adapters is not None
@@ -213,6 +224,30 @@ class Forward:
         with window, adapted, inject.deep_prompt_hooks(lm, deep, rows_pos, first_layer=max(1, start)):
             h, _ = inject.run_layers(lm, embeds, self.mask.repeat(p, 1), self.pos.repeat(p, 1))
         return h[torch.arange(p * B, device=h.device), self.answer.repeat(p)]
+
+    def _prefixed_hidden(self, shallow, deep, p: int) -> torch.Tensor:
+        """As ``_answer_hidden``, with the shared prefix run once per candidate: (p * batch, H)."""
+        lm, B, P = self.lm, self.batch, self.prefix
+        pos = self.prompt_pos[:1].expand(p, -1)  # (p, n): the prompt's positions, inside the prefix
+        embeds = self.base_embeds[:1, :P].expand(p, -1, -1)
+        embeds = inject.add_at(embeds, pos, shallow) if shallow is not None else embeds
+        ones = torch.ones(p, P, dtype=torch.long, device=lm.device)
+        with inject.deep_prompt_hooks(lm, deep, pos):
+            _, cache = inject.run_layers(lm, embeds, ones, lm.position_ids(ones), past=_new_cache(lm))
+        past = _new_cache(lm, [(layer.keys.repeat_interleave(B, 0), layer.values.repeat_interleave(B, 0))
+                               for layer in cache.layers])  # candidate-major rows, as everywhere
+        mask = torch.cat([torch.ones(p * B, P, dtype=torch.long, device=lm.device), self.mask[:, P:].repeat(p, 1)], 1)
+        h, _ = inject.run_layers(lm, self.base_embeds[:, P:].repeat(p, 1, 1), mask, self.pos[:, P:].repeat(p, 1), past=past)
+        return h[torch.arange(p * B, device=h.device), (self.answer - P).repeat(p)]
+
+
+def _shared_prefix(enc) -> int:
+    """Tokens at the start that every example shares, leaving each at least its answer token."""
+    first, k = enc[0].ids, 0
+    limit = min(min(len(e.ids) for e in enc) - 1, min(e.answer for e in enc))
+    while k < limit and all(e.ids[k] == first[k] for e in enc):
+        k += 1
+    return k
 
 
 def _new_cache(lm, kv=None):

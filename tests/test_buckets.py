@@ -60,3 +60,23 @@ def test_the_api_buckets_when_nothing_is_shared_and_keeps_the_context_cache_othe
     prompts = torch.randn(2, 3, lm.hidden_size) * 0.1
     ref = Forward(lm, bk.get_task("sst2"), toy, 3, "before").run(prompts, None, 2)[0]
     torch.testing.assert_close(before(prompts).logits, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_a_causal_lms_shared_prefix_runs_once_per_candidate_with_the_same_logits(arch, toy):
+    lm = bk.tiny_model(arch)
+    task, H, g = bk.get_task("sst2"), lm.hidden_size, torch.Generator().manual_seed(1)
+    task = task.with_template("Review of a film: {text_a} It was {mask}", "causal", task.words("causal"))
+    fast = Forward(lm, task, toy, 3, "before")
+    plain = Forward(lm, task, toy, 3, "before", use_cache=False)
+    assert fast.prefix > 3 and plain.prefix == 0  # the prompt and the template's words before the input
+    shallow = torch.randn(5, 3, H, generator=g) * 0.1
+    deep = torch.randn(5, lm.num_layers, 3, H, generator=g) * 0.1
+    per_example = torch.randn(5, len(toy), 3, H, generator=g) * 0.1
+    for sh, dp in [(shallow, None), (None, deep), (shallow, deep), (per_example, None)]:
+        a, ha = fast.run(sh, dp, 5, return_hidden=True, max_batch_tokens=96)
+        b, hb = plain.run(sh, dp, 5, return_hidden=True, max_batch_tokens=96)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ha, hb, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(Forward(lm, task, toy, 0, "before").run(None, None, 1)[0],
+                               Forward(lm, task, toy, 0, "before", use_cache=False).run(None, None, 1)[0], atol=1e-5, rtol=1e-5)
