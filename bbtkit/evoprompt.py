@@ -92,7 +92,9 @@ class InstructionFitness:
     def __call__(self, instruction: str) -> float:
         if instruction not in self.cache:
             t = with_instruction(self.task, instruction, self.model.family)
-            out = BlackBoxLM(self.model, t, self.examples, budget=1)(None)
+            # no prompt vectors: "before" runs the instruction (shared by every example) once per call and
+            # pads groups of similar length, where "after" would run the whole input for each instruction
+            out = BlackBoxLM(self.model, t, self.examples, budget=1, position="before")(None)
             self.calls += 1
             self.cache[instruction] = t.score(out.logits[0].argmax(-1).numpy(), out.labels.numpy())
         return self.cache[instruction]
