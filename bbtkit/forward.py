@@ -263,7 +263,7 @@ def length_buckets(lengths, overhead: float) -> list[list[int]]:
     ls = [lengths[i] for i in order]
     best, cut = [0.0] + [float("inf")] * len(ls), [0] * (len(ls) + 1)
     for j in range(1, len(ls) + 1):  # best[j]: the cheapest grouping of the j shortest
-        for i in range(j):
+        for i in range(max(0, j - 256), j):  # a group holds at most 256: O(n) for large sets
             cost = best[i] + (j - i) * ls[j - 1] + overhead
             if cost < best[j]:
                 best[j], cut[j] = cost, i

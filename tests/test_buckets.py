@@ -80,3 +80,8 @@ def test_a_causal_lms_shared_prefix_runs_once_per_candidate_with_the_same_logits
         torch.testing.assert_close(ha, hb, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(Forward(lm, task, toy, 0, "before").run(None, None, 1)[0],
                                Forward(lm, task, toy, 0, "before", use_cache=False).run(None, None, 1)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_a_large_set_is_grouped_in_linear_time_with_groups_of_at_most_256():
+    groups = length_buckets([5] * 600 + [9] * 100, overhead=1.0)
+    assert sorted(i for g in groups for i in g) == list(range(700)) and max(map(len, groups)) <= 256
