@@ -308,6 +308,11 @@ class Bucketed:
                 hidden[:, g] = h
         return logits, hidden
 
+    @property
+    def layer_cache(self):
+        """The groups' layer cache (each group caches the same layer under the same prompts and adapters)."""
+        return self.parts[0].layer_cache
+
     def cache_layers_below(self, layer: int, deep, adapters: AdapterSet | None = None) -> None:
         for fw in self.parts:
             fw.cache_layers_below(layer, deep, adapters)
