@@ -12,11 +12,16 @@ FLOP/s: the floating-point operations each path executes (counted by torch's Flo
 included) per second, beside a plain matmul of the model's FFN shape in the same dtype, in the same run:
 the nearest thing to this machine's limit for this model.
 
-    python benchmarks/api_throughput.py [--dtypes fp32 bf16] [--pop 20] [--repeats 2]
+Where the time goes: --profile prints torch.profiler's table of the busiest operators for one call of
+each path with the prompt before the input. Contention: --background N runs N other processes of plain
+matmuls (one thread each) during the measurement, as when another job shares the machine.
+
+    python benchmarks/api_throughput.py [--dtypes fp32 bf16] [--pop 20] [--repeats 2] [--profile] [--background 1]
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import platform
 import time
 from pathlib import Path
@@ -74,6 +79,22 @@ def matmul_flops_per_s(lm, tokens: int = 2048, repeats: int = 5) -> float:
     return 2 * tokens * H * F / t
 
 
+def busy(stop) -> None:
+    """Another job on the machine: plain matmuls on one thread until told to stop."""
+    torch.set_num_threads(1)
+    a = torch.randn(1024, 1024)
+    while not stop.is_set():
+        a = torch.tanh(a @ a)
+
+
+def profile(label, fn, rows: int = 10) -> None:
+    """torch.profiler's operators by their own CPU time, for one call of fn."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    print(f"\n{label}: the busiest operators of one call")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], help="each is measured in this one run")
@@ -81,8 +102,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1 if smoke() else 2)
     ap.add_argument("--tokens", type=int, default=10)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--profile", action="store_true", help="print where one call of each path spends its time")
+    ap.add_argument("--background", type=int, default=0, help="other busy processes during the measurement")
     args = ap.parse_args()
     print("machine:", machine())
+    stop = mp.get_context("spawn").Event()
+    others = [mp.get_context("spawn").Process(target=busy, args=(stop,), daemon=True) for _ in range(args.background)]
+    for p in others:
+        p.start()
+    if others:
+        print(f"contention: {len(others)} other process(es) of one-thread matmuls run throughout")
+    try:
+        measure(args)
+    finally:
+        stop.set()
+        for p in others:
+            p.join()
+
+
+def measure(args) -> None:
     for dtype in args.dtypes:
         torch.manual_seed(0)
         lm = bk.load_model(device=args.device, dtype=dtype)
@@ -105,6 +143,11 @@ def main() -> None:
             diff = (out - ref).abs().max().item()
             print(f"{position:10s} {per_ref:17.3f} {per_api:18.3f} {per_ref / per_api:8.1f}x {diff:11.2e} "
                   f"{f_ref / per_ref / 1e9:12.0f} {f_api / per_api / 1e9:12.0f}", flush=True)
+        if args.profile:
+            api = bk.BlackBoxLM(lm, task, split.train, position="before")
+            profile(f"reference, prompt before, one candidate ({lm.dtype})",
+                    lambda: reference_call(lm, task, split.train, prompts[0], "before"))
+            profile(f"BlackBoxLM, prompt before, {args.pop} candidates ({lm.dtype})", lambda: api(prompts).logits)
 
 
 if __name__ == "__main__":
