@@ -106,8 +106,9 @@ def main() -> None:
     ap.add_argument("--background", type=int, default=0, help="other busy processes during the measurement")
     args = ap.parse_args()
     print("machine:", machine())
-    stop = mp.get_context("spawn").Event()
-    others = [mp.get_context("spawn").Process(target=busy, args=(stop,), daemon=True) for _ in range(args.background)]
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    others = [ctx.Process(target=busy, args=(stop,), daemon=True) for _ in range(args.background)]
     for p in others:
         p.start()
     if others:
