@@ -6,13 +6,67 @@ dtype, test size and scale) and skipped when present, so the
 table can be filled over several sittings; it prints the table from whatever is cached.
 
     python benchmarks/leaderboard.py [--methods ...] [--tasks ...] [--seeds ...] [--scale 0.1] [--device cuda]
+        [--workers N] [--deadline-min M]
+
+--workers N runs the missing cells in N processes that share the device, longest first: a 135M model
+leaves a GPU mostly idle, so on one GPU 8 workers fill the table several times faster than one.
+--deadline-min M starts no new cell after M minutes (what finished is cached; run again to go on).
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
 
 import bbtkit as bk
 from bbtkit import leaderboard as lb
+
+_LM = None  # one model per worker process
+_SLOW = {"evoprompt": 8.0, "dfo_lora": 2.0, "dfo_lora_fw": 2.0, "zo_gv": 2.0}  # rough cost per call, BBT = 1
+
+
+def _start_worker(device: str, dtype: str, threads: int) -> None:
+    global _LM
+    import torch
+    torch.set_num_threads(threads)
+    _LM = bk.load_model(device=device, dtype=dtype)
+
+
+def _run_cell(job: tuple) -> str:
+    (method, task, seed), scale, root, recompute, stop_at = job
+    if time.time() > stop_at:
+        return f"{method:12s} {task:8s} seed {seed:3d}: not started (deadline)"
+    res = lb.run_entry(_LM, method, task, seed, scale=scale, root=root, recompute=recompute)
+    return (f"{method:12s} {task:8s} seed {seed:3d}: test {res.test_metric:.3f}  dev {res.dev_metric:.3f}  "
+            f"{res.api_calls:5d} calls  {res.seconds / 60:5.1f} min")
+
+
+def _missing(args, key: str) -> list[tuple[str, str, int]]:
+    """The cells not cached yet, the most expensive first (so that a pool ends its long runs early)."""
+    cells = [(m, t, s) for t in args.tasks for m in args.methods for s in args.seeds
+             if args.recompute or not (Path(args.root) / key / m / f"{bk.get_task(t).name}-{s}" / "result.json").exists()]
+    return sorted(cells, key=lambda c: -_SLOW.get(c[0], 1.0) * lb.budget(c[1], args.scale))
+
+
+def _fill(args, lm) -> None:
+    stop_at = time.time() + 60 * args.deadline_min if args.deadline_min else float("inf")
+    global _LM
+    if args.workers <= 1:
+        _LM = lm
+        for t in args.tasks:
+            for m in args.methods:
+                for s in args.seeds:
+                    print(_run_cell(((m, t, s), args.scale, args.root, args.recompute, stop_at)), flush=True)
+        return
+    cells = _missing(args, lb.setting(lm, args.scale, lb.TEST_SIZE))
+    print(f"{len(cells)} cells to run in {args.workers} workers", flush=True)
+    threads = args.threads or max(1, (os.cpu_count() or 2) // args.workers)
+    jobs = [(c, args.scale, args.root, args.recompute, stop_at) for c in cells]
+    with mp.get_context("spawn").Pool(args.workers, _start_worker, (args.device, args.dtype, threads)) as pool:
+        for i, line in enumerate(pool.imap_unordered(_run_cell, jobs, chunksize=1), 1):
+            print(f"[{i}/{len(jobs)}] {line}", flush=True)
 
 
 def main() -> None:
@@ -25,15 +79,13 @@ def main() -> None:
     ap.add_argument("--recompute", action="store_true", help="run again even where a result is cached")
     ap.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
     ap.add_argument("--dtype", default="fp32", help="fp32 (default: the committed table's), bf16 or auto")
+    ap.add_argument("--workers", type=int, default=1, help="processes sharing the device (GPU: 8)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
+    ap.add_argument("--deadline-min", type=float, default=None, help="start no new cell after this many minutes")
     args = ap.parse_args()
     lm = bk.load_model(device=args.device, dtype=args.dtype)
     print(lm, flush=True)
-    for task in args.tasks:
-        for method in args.methods:
-            for seed in args.seeds:
-                res = lb.run_entry(lm, method, task, seed, scale=args.scale, root=args.root, recompute=args.recompute)
-                print(f"{method:12s} {task:8s} seed {seed:3d}: test {res.test_metric:.3f}  dev {res.dev_metric:.3f}  "
-                      f"{res.api_calls:5d} calls  {res.seconds / 60:5.1f} min", flush=True)
+    _fill(args, lm)
     table = bk.load_leaderboard(args.root, stats=True, setting=lb.setting(lm, args.scale, lb.TEST_SIZE))
     tasks = [t for t in lb.TASKS if any(t in row for row in table.values())]
     print("\n| method | " + " | ".join(tasks) + " | average |")
