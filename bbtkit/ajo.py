@@ -33,13 +33,14 @@ from torch import nn
 from . import calibration as calib
 from .api import BlackBoxLM, label_logits
 from .bbtv2 import BBTv2Config, setup
+from .fields import check_fields
+from .heads import HEADS, head_spec, joint_log_probs, make_head, mixture, train_head  # noqa: F401
 from .loop import progress_bar, to_result, tune
 from .objectives import DevScore, candidate_losses
 from .results import Result
 from .runtime import set_seed
 from .tasks import get_task
 
-HEADS = ("linear", "mlp")
 # The report's API budgets per task (paper_budget gives the largest to the tasks it did not run).
 PAPER_BUDGETS = {"sst2": 3000, "dbpedia": 3000, "qqp": 8000, "qnli": 8000, "snli": 8000}
 
@@ -69,19 +70,8 @@ class AJOConfig(BBTv2Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        checks = [
-            (0.0 <= self.mix <= 1.0, "mix must lie in [0, 1] (1 = the calibrated LM alone, 0 = f alone)"),
-            (self.head in HEADS, f"head must be one of {HEADS}, not {self.head!r}"),
-            (self.head_width >= 1, "head_width must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
-            (self.epochs >= 1 and self.feature_epochs >= 1, "epochs and feature_epochs must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.phase_generations is None or self.phase_generations >= 1,
-             "phase_generations must be at least 1, or None for one round over the layers"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"AJOConfig: {message}.")
+        check_fields(self, positive=("lr",), between={"mix": (0.0, 1.0)}, choices={"head": HEADS},
+                     at_least={"head_width": 1, "epochs": 1, "feature_epochs": 1, "batch_size": 1, "phase_generations": 1})
 
     @classmethod
     def paper(cls, task: str = "sst2", seed: int = 42) -> "AJOConfig":
@@ -97,59 +87,7 @@ class AJOConfig(BBTv2Config):
         return cls(**{**asdict(BBTv2Config.cpu_quick(seed)), "calibration": "champion", "phase_generations": 10})
 
 
-# --- the local classifier f ------------------------------------------------------------------------
-def make_head(kind: str, hidden: int, classes: int, width: int = 128, seed: int = 0) -> nn.Module:
-    """f: a normalised hidden state (hidden,) -> class logits (classes,). Seeded initialisation."""
-    if kind not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, not {kind!r}.")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        norm = nn.LayerNorm(hidden, elementwise_affine=False)  # h's scale differs a lot between models
-        if kind == "linear":
-            return nn.Sequential(norm, nn.Linear(hidden, classes))
-        return nn.Sequential(norm, nn.Linear(hidden, width), nn.ReLU(), nn.Linear(width, classes))
-
-
-def head_spec(cfg: AJOConfig, hidden: int, classes: int) -> dict:
-    """What rebuilds f on load (its weights are saved beside the result)."""
-    return {"kind": cfg.head, "hidden": hidden, "classes": classes, "width": cfg.head_width, "mix": cfg.mix}
-
-
-def mixture(lm_probs: torch.Tensor, head_logits: torch.Tensor, mix: float) -> torch.Tensor:
-    """mix * softmax(W q) + (1 - mix) * softmax(f(h)): probabilities (..., classes)."""
-    return mix * lm_probs + (1.0 - mix) * torch.softmax(head_logits, -1)
-
-
-@torch.no_grad()
-def joint_log_probs(lm_logits: torch.Tensor, hidden: torch.Tensor, head: nn.Module, mix: float) -> torch.Tensor:
-    """log p(y | x) of the mixture; lm_logits are calibrated (..., classes), hidden (..., H)."""
-    head.eval()
-    return mixture(torch.softmax(lm_logits.float(), -1), head(hidden.float()), mix).clamp_min(1e-12).log()
-
-
-def train_head(head: nn.Module, opt: torch.optim.Optimizer, hidden: torch.Tensor, lm_probs: torch.Tensor,
-               labels: torch.Tensor, mix: float, epochs: int, batch_size: int, gen: torch.Generator) -> float:
-    """Gradient descent on f alone: the joint loss -log p(y | x), the LM's probabilities fixed.
-
-    hidden (n, H) and lm_probs (n, classes) are plain tensors from the API: no gradient can reach
-    the language model. Returns the mean loss of the last epoch.
-    """
-    hidden, lm_probs, labels = hidden.float().detach(), lm_probs.float().detach(), labels.long()
-    head.train()
-    for _ in range(epochs):
-        order, total = torch.randperm(len(labels), generator=gen), 0.0
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            p = mixture(lm_probs[idx], head(hidden[idx]), mix)
-            loss = -p.gather(1, labels[idx, None]).clamp_min(1e-12).log().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-    head.eval()
-    return total / len(labels)
-
-
+# --- f alone -----------------------------------------------------------------------------------------
 def fit_head(cfg: AJOConfig, task, hidden: torch.Tensor, labels, dev_hidden: torch.Tensor, dev_labels,
              desc: str | None = None) -> tuple[nn.Module, list[dict], float]:
     """f alone (mix 0) on fixed hidden states (n, H): ``cfg.feature_epochs`` epochs of Adam, keeping

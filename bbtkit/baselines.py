@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .api import evaluate
+from .fields import check_fields
 from .results import Result
 from .tasks import get_task
 
@@ -23,8 +24,7 @@ class PromptConfig:
     seed: int = 42                     # the few-shot split's seed (nothing here is random)
 
     def __post_init__(self) -> None:
-        if self.demonstrations_per_class < 0:
-            raise ValueError("PromptConfig: demonstrations_per_class must be 0 (manual prompt) or more.")
+        check_fields(self, nonneg=("demonstrations_per_class",))  # 0: the manual prompt
 
     @classmethod
     def cpu_quick(cls, seed: int = 42) -> "PromptConfig":

@@ -17,6 +17,7 @@ from .optimizers import CMA
 from .projection import KINDS, Projection, normal_std
 from .runtime import set_seed
 from .spaces import ShallowPrompt
+from .fields import check_fields
 from .tasks import get_task
 
 CALIBRATIONS = calib.METHODS
@@ -43,25 +44,17 @@ class BBTConfig:
                                    # "champion" (competition winner), "contextual", or None
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.calibration in (None,) + CALIBRATIONS,
-             f"calibration must be one of {CALIBRATIONS} or None, not {self.calibration!r}"),
-            (self.n_prompt_tokens >= 1, "n_prompt_tokens must be at least 1"),
-            (self.intrinsic_dim >= 1, "intrinsic_dim must be at least 1"),
-            (self.popsize >= 2, "popsize must be at least 2 (CMA-ES needs a population)"),
-            (self.sigma > 0, "sigma must be positive"),
-            (self.bound is None or self.bound > 0, "bound must be positive, or None for no bound"),
-            (self.budget >= self.popsize, f"budget ({self.budget}) must cover one generation (popsize "
-                                          f"{self.popsize}); a budget of zero tunes nothing"),
-            (self.loss in LOSSES, f"loss must be one of {LOSSES}, not {self.loss!r}"),
-            (self.projection in KINDS, f"projection must be one of {KINDS}, not {self.projection!r}"),
-            (self.alpha > 0, "alpha must be positive"),
-            (self.prompt_position in ("auto", "before", "after"), "prompt_position must be auto, before or after"),
-            (self.eval_every >= 1, "eval_every must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"BBTConfig: {message}.")
+        check_fields(self, positive=("sigma", "bound", "alpha"),
+                     at_least={"n_prompt_tokens": 1, "intrinsic_dim": 1, "popsize": 2, "eval_every": 1},
+                     choices={"calibration": CALIBRATIONS, "loss": LOSSES, "projection": KINDS,
+                              "prompt_position": ("auto", "before", "after")})
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        """The budget must cover one generation of the population (a method without one overrides this)."""
+        if self.budget < self.popsize:
+            raise ValueError(f"{type(self).__name__}: budget ({self.budget}) must cover one generation (popsize "
+                             f"{self.popsize}); a budget of zero tunes nothing.")
 
     @classmethod
     def paper(cls, seed: int = 42) -> "BBTConfig":

@@ -30,6 +30,7 @@ from . import calibration as calib
 from .api import BlackBoxLM
 from .scales import clipped_std, layer_scales  # noqa: F401  (notebook 04 imports layer_scales here)
 from .bbt import BBTConfig, make_projection
+from .fields import check_fields
 from .loop import to_result, tune
 from .objectives import DevScore, Loss
 from .optimizers import LayerwiseCMA
@@ -52,7 +53,7 @@ class BBTv2Config(BBTConfig):
     sigma: float = 0.2             # CMA-ES's initial step size per layer (BBTv2 README: 0.2)
     alpha: float = 0.2             # prompt entries start at alpha x the std of what they are added to
     loss: str = "ce"               # "ce", "hinge" or "neg_metric" (deepbbt.py's default: ce)
-    layers: tuple | None = None    # which layers get a prompt; None = all of them
+    layers: tuple[int, ...] | None = None  # which layers get a prompt; None = all of them
     cache: str = "layers"          # "layers": run only layers l..L-1 while layer l is tuned, on top of
                                    # "context": the input's keys and values computed once (causal LMs,
                                    # prompt after the input); "none": the full forward every call.
@@ -60,13 +61,12 @@ class BBTv2Config(BBTConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.cache not in CACHES:
-            raise ValueError(f"BBTv2Config: cache must be one of {CACHES}, not {self.cache!r}.")
+        check_fields(self, choices={"cache": CACHES})
         if self.layers is not None:
-            if not self.layers or any(int(l) < 0 for l in self.layers) or len(set(self.layers)) != len(self.layers):
+            if not self.layers or any(l < 0 for l in self.layers) or len(set(self.layers)) != len(self.layers):
                 raise ValueError("BBTv2Config: layers must be distinct layer indices (0 = the embeddings), "
                                  "or None for all layers.")
-            object.__setattr__(self, "layers", tuple(sorted(int(l) for l in self.layers)))
+            object.__setattr__(self, "layers", tuple(sorted(self.layers)))
 
     @classmethod
     def paper(cls, seed: int = 42) -> "BBTv2Config":

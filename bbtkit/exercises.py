@@ -153,7 +153,7 @@ def _lam(logits, labels, lam_a, lam_b):
 
 @_check("06.6", "AJO's mixture")
 def _mixture(fn):
-    from .ajo import mixture
+    from .heads import mixture
 
     g = torch.Generator().manual_seed(0)
     for mix in (0.0, 0.3, 0.5, 1.0):

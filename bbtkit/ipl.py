@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .api import BlackBoxLM
+from .fields import check_fields
 from .loop import to_result, tune
 from .objectives import LOSSES, Loss
 from .optimizers import CMA
@@ -59,23 +60,14 @@ class IPLConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        rules = [
-            (self.mode in MODES, f"mode must be one of {MODES}, not {self.mode!r}"),
-            (self.n_prompt_tokens >= 1 and self.head_size >= 1, "n_prompt_tokens and head_size must be at least 1"),
-            (self.intrinsic_dim >= 1 and self.weight_dim >= 1, "intrinsic_dim and weight_dim must be at least 1"),
-            (self.popsize >= 2, "popsize must be at least 2 (CMA-ES needs a population)"),
-            (self.sigma > 0 and self.alpha > 0, "sigma and alpha must be positive"),
-            (self.bound is None or self.bound > 0, "bound must be positive, or None for no bound"),
-            (self.budget >= self.popsize, f"budget ({self.budget}) must cover one generation (popsize {self.popsize})"),
-            (self.loss in LOSSES, f"loss must be one of {LOSSES}, not {self.loss!r}"),
-            (self.prompt_position in ("auto", "before", "after"), "prompt_position must be auto, before or after"),
-            (self.eval_every >= 1, "eval_every must be at least 1"),
-            (self.lr > 0 and self.steps >= 1 and self.batch_size >= 1, "lr, steps and batch_size must be positive"),
-            (0 <= self.warmup < 1, "warmup is a fraction of the steps, in [0, 1)"),
-        ]
-        for ok, message in rules:
-            if not ok:
-                raise ValueError(f"IPLConfig: {message}.")
+        check_fields(self, positive=("sigma", "alpha", "bound", "lr"), between={"warmup": (0.0, 1.0)},
+                     at_least={"n_prompt_tokens": 1, "head_size": 1, "intrinsic_dim": 1, "weight_dim": 1, "popsize": 2,
+                               "eval_every": 1, "steps": 1, "batch_size": 1},
+                     choices={"mode": MODES, "loss": LOSSES, "prompt_position": ("auto", "before", "after")})
+        if self.warmup == 1:
+            raise ValueError("IPLConfig: warmup is a fraction of the steps, in [0, 1), not 1.")
+        if self.budget < self.popsize:
+            raise ValueError(f"IPLConfig: budget ({self.budget}) must cover one generation (popsize {self.popsize}).")
 
     @classmethod
     def paper(cls, seed: int = 42, mode: str = "black-box") -> "IPLConfig":
