@@ -19,6 +19,7 @@ from torch import nn
 from transformers import PreTrainedModel  # noqa: F401  (pays the import cost once, at import)
 from transformers.utils import logging as hf_logging
 
+from .model_sources import folder_problem, hub_reachable
 from .runtime import cache_dir, pick_device, pick_dtype
 
 EMBEDDED = "smollm2-135m"
@@ -214,42 +215,6 @@ def embedded_dir() -> Path:
     return out
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick connection attempt, so that offline users get an answer at once, not after retries."""
-    import os
-    import socket
-
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def _folder_problem(path) -> str | None:
-    """What is wrong with a local model folder (None when path is no folder: then it is a hub name)."""
-    folder = Path(str(path)).expanduser()
-    if not folder.is_dir():
-        return None
-    save = "A model folder holds what model.save_pretrained(folder) and tokenizer.save_pretrained(folder) write."
-    cfg = folder / "config.json"
-    if not cfg.is_file():
-        return f"the folder {folder} exists but has no config.json. {save}"
-    try:
-        kind = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
-    except (ValueError, AttributeError) as e:
-        return f"{cfg} is not a valid JSON object ({e}); restore it from the model's source"
-    from transformers import CONFIG_MAPPING
-    if kind not in CONFIG_MAPPING:
-        return (f"{cfg} names model_type {kind!r}, which this transformers version does not know; upgrade "
-                "transformers, or check the file")
-    if not any(folder.glob("*.safetensors")):
-        return f"the folder {folder} has no *.safetensors weights (bbtkit loads no pickled .bin files). {save}"
-    return f"the folder {folder} has a config and weights, but loading failed; they may be damaged or not match"
-
-
 def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtype = "auto") -> LM:
     """Load a language model for black-box tuning.
 
@@ -279,7 +244,7 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
             config = AutoConfig.from_pretrained(path, local_files_only=True, **kwargs)
             local = True
         except OSError:
-            if Path(str(path)).expanduser().is_dir() or not _hub_reachable():  # a local folder: no hub to ask
+            if Path(str(path)).expanduser().is_dir() or not hub_reachable():  # a local folder: no hub to ask
                 raise
             config = AutoConfig.from_pretrained(path, **kwargs)
             local = False
@@ -288,7 +253,7 @@ def load_model(name: str = "auto", device: str = "auto", dtype: str | torch.dtyp
         tok = AutoTokenizer.from_pretrained(path, local_files_only=local, **kwargs)
         model = cls.from_pretrained(path, dtype=dt, use_safetensors=True, local_files_only=local, **kwargs)
     except (OSError, ValueError) as err:
-        folder = _folder_problem(path) if name not in ("auto", EMBEDDED) else None
+        folder = folder_problem(path) if name not in ("auto", EMBEDDED) else None
         if folder:
             raise ModelNotAvailableError(f"Could not load model {name!r}: {folder} ({type(err).__name__}: "
                                          f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
