@@ -4,7 +4,13 @@ Each measurement runs in its own process, so that one cannot inherit the other's
 loaded, one batch of training examples encoded, then one step is taken. On a CPU the figure is the
 process's peak resident memory (ru_maxrss), with the same figure after loading (the model and the
 runtime) printed beside it; on a GPU it is ``torch.cuda.max_memory_allocated``. "inference" is one
-forward pass of the same batch without autograd: what MeZO should stay near.
+forward pass of the same batch without autograd: what MeZO's perturbations stay near.
+
+"mezo" includes what ``run_mezo`` keeps to give the model back bit for bit: a copy of the tuned tensors
+(``tensor_params.kept``), taken at the start and written back at the end, in host memory. On a CPU that
+copy is in the peak (for params=all, one more copy of the weights: 513 MiB for SmolLM2-135M in fp32); on
+a GPU it is not in the device peak, it is host memory, printed apart with the seconds it takes. "adam"
+is one step alone, without the copies ``run_backprop`` keeps (its start and its best step).
 
     python benchmarks/zo_memory.py [--params all|lora|prefix] [--batch 16] [--dtype fp32] [--device auto] [--save F]
 """
@@ -15,6 +21,7 @@ import json
 import resource
 import subprocess
 import sys
+import time
 
 MODES = ("inference", "mezo", "adam")
 
@@ -31,6 +38,7 @@ def child(mode: str, args) -> dict:
     import bbtkit as bk
     from bbtkit import whitebox
     from bbtkit.mezo import MeZOConfig, TensorParams, batch_rows, trainable
+    from bbtkit.tensor_params import kept, snapshot_bytes
     from bbtkit.zo import ZO
 
     torch.set_num_threads(2)
@@ -45,12 +53,15 @@ def child(mode: str, args) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     loaded = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mib()
+    copy = {"snapshot_mib": 0.0, "snapshot_s": 0.0, "restore_s": 0.0}
     with trainable(lm, cfg) as (tensors, prompt):
         if mode == "inference":
             with torch.inference_mode():
                 whitebox.answer_logits(lm, fw, rows, prompt)
         elif mode == "mezo":
-            with torch.inference_mode():
+            t0 = time.perf_counter()
+            with kept(tensors), torch.inference_mode():  # run_mezo's copy, for the exact restore (host memory)
+                copy.update(snapshot_mib=snapshot_bytes(tensors) / 2**20, snapshot_s=time.perf_counter() - t0)
                 params = TensorParams(tensors)
                 opt = ZO(params, "zo-sgd", eps=cfg.eps, lr=cfg.lr, seed=0)
 
@@ -60,6 +71,10 @@ def child(mode: str, args) -> dict:
 
                 X = opt.ask()
                 opt.tell(X, params.losses(X, loss))
+                t0 = time.perf_counter()
+            if cuda:
+                torch.cuda.synchronize()
+            copy["restore_s"] = time.perf_counter() - t0
         else:
             leaves = list(lm.model.parameters()) if cfg.params == "all" else list(tensors.values())
             for t in leaves:
@@ -73,7 +88,7 @@ def child(mode: str, args) -> dict:
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mib()
     return {"mode": mode, "loaded_mib": loaded, "peak_mib": peak, "device": lm.device.type,
             "dtype": str(lm.dtype).removeprefix("torch."), "trained": int(sum(t.numel() for t in tensors.values())),
-            "width": int(fw.ids.shape[1]), "rows": len(rows)}
+            "width": int(fw.ids.shape[1]), "rows": len(rows), "host_peak_mib": rss_mib(), **copy}
 
 
 def main() -> None:
@@ -103,6 +118,12 @@ def main() -> None:
     for mode, r in out.items():
         print(f"  {mode:9s} peak {r['peak_mib']:8.0f} MiB   after loading {r['loaded_mib']:8.0f} MiB   "
               f"step's own {r['peak_mib'] - r['loaded_mib']:8.0f} MiB")
+    m = out["mezo"]
+    where = ("host memory, not in the GPU peak above" if first["device"] == "cuda"
+             else "in the peak above (host memory is the device here)")
+    print(f"  MeZO keeps a copy of the tuned tensors for an exact restore: {m['snapshot_mib']:.0f} MiB, {where}; "
+          f"taken in {m['snapshot_s']:.2f} s, written back in {m['restore_s']:.2f} s (once per run); "
+          f"host peak {m['host_peak_mib']:.0f} MiB")
     ratio = out["adam"]["peak_mib"] / out["mezo"]["peak_mib"]
     own = (out["adam"]["peak_mib"] - out["adam"]["loaded_mib"]) / max(1.0, out["mezo"]["peak_mib"] - out["mezo"]["loaded_mib"])
     if args.save:

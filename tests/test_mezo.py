@@ -1,5 +1,5 @@
-"""MeZO on a model's own weights: in-place perturbations that leave no trace, no autograd, the same
-estimator as the black-box chapter, and the white-box forward it rests on."""
+"""MeZO on a model's own weights: in-place perturbations, a model given back bit for bit however a run
+ends, no autograd, the same estimator as the black-box chapter, and the white-box forward it rests on."""
 import dataclasses
 
 import numpy as np
@@ -20,6 +20,11 @@ def toy_split(toy):
 
 def weights(lm):
     return {n: p.detach().clone() for n, p in lm.model.named_parameters()}
+
+
+def changed(lm, start) -> list[str]:
+    """The parameters that are not bit for bit what they were."""
+    return [n for n, p in lm.model.named_parameters() if not torch.equal(p.detach(), start[n])]
 
 
 def small(params="all", **kw):
@@ -88,14 +93,14 @@ def test_run_mezo_is_deterministic_leaves_the_model_as_it_was_and_reapplies(para
     start = weights(lm)
     res = run_mezo(lm, "sst2", toy_split, small(params), display=False)
     assert res.method == "mezo" and res.api_calls == 12 and res.stop["steps"] == 6
-    assert max((p.detach() - start[n]).abs().max().item() for n, p in lm.model.named_parameters()) < 1e-6
+    assert changed(lm, start) == []
     assert sum(len(m._forward_hooks) for m in lm.model.modules()) == 0  # adapters removed
     again = run_mezo(lm, "sst2", toy_split, small(params), display=False)
     assert again.extra["updates"] == res.extra["updates"] and again.dev_metric == res.dev_metric
     loaded = bk.load_result(res.save(tmp_path / params))
     with applied(lm, loaded) as prompt:
         assert bk.evaluate(lm, "sst2", toy_split.test, prompt) == res.test_metric
-    assert max((p.detach() - start[n]).abs().max().item() for n, p in lm.model.named_parameters()) < 1e-6
+    assert changed(lm, start) == []
 
 
 @pytest.mark.parametrize("fail_at", ["test", "dev"])
@@ -114,7 +119,62 @@ def test_run_mezo_gives_the_model_back_even_when_it_fails(toy_split, monkeypatch
     monkeypatch.setattr(bk.mezo, "evaluate", evaluate)
     with pytest.raises(RuntimeError, match="evaluation broke"):
         run_mezo(lm, "sst2", toy_split, small(), display=False)
-    assert max((p.detach() - start[n]).abs().max().item() for n, p in lm.model.named_parameters()) < 1e-6
+    assert changed(lm, start) == []
+
+
+def test_ten_mezo_runs_on_all_weights_give_the_model_back_bit_for_bit_however_they_end(toy_split):
+    """Moving back along a direction undoes a move only up to rounding (before the fix: every tensor off
+    by up to 5e-7 after one run, more after each); the kept copy makes it exact after a normal end, a
+    callback error, Ctrl-C in a callback or in a forward pass, and an error in a forward pass."""
+    lm = bk.tiny_model("llama")
+    start = weights(lm)
+    forwards = {"n": 0, "fail_at": None, "error": None}
+
+    def hook(module, args, out):
+        forwards["n"] += 1
+        if forwards["n"] == forwards["fail_at"]:
+            raise forwards["error"]
+
+    def callback_raising(error):
+        def callback(trace):
+            if trace.calls >= 6:
+                raise error
+        return callback
+
+    handle = lm.layers[0].register_forward_hook(hook)
+    try:
+        for run in range(10):
+            end = ["normal", "callback error", "callback ctrl-c", "forward error", "forward ctrl-c"][run % 5]
+            forwards.update(n=0, fail_at=None)
+            callback = None
+            if end.startswith("callback"):
+                callback = callback_raising(RuntimeError("a broken plot") if end == "callback error" else KeyboardInterrupt())
+            elif end.startswith("forward"):  # the 6th forward pass: the second step's first point, weights perturbed (dev ran once, at 0)
+                forwards.update(fail_at=6 + run // 5, error=RuntimeError("a broken layer") if end == "forward error"
+                                else KeyboardInterrupt())
+            cfg = small(seed=run, lr=1e-1, eps=1e-2)
+            if end == "forward error":
+                with pytest.raises(RuntimeError, match="a broken layer"):
+                    run_mezo(lm, "sst2", toy_split, cfg, display=False)
+            else:
+                res = run_mezo(lm, "sst2", toy_split, cfg, display=False, callback=callback)
+                assert {"normal": "budget", "callback error": "callback error"}.get(end, "interrupted") in res.stop
+            assert changed(lm, start) == [], (run, end)
+    finally:
+        handle.remove()
+
+
+def test_an_absurd_step_leaves_the_weights_exact_and_infinite_steps_are_refused(toy_split):
+    """lr = eps = 1e30 sends the weights to inf/NaN during the run (before the fix they came back off by
+    1e23); they come back exact. eps = inf left NaN weights: the config refuses it."""
+    lm = bk.tiny_model("llama")
+    start = weights(lm)
+    res = run_mezo(lm, "sst2", toy_split, small(lr=1e30, eps=1e30), display=False)
+    assert res.stop["steps"] == 6 and changed(lm, start) == []
+    for bad in ({"eps": float("inf")}, {"lr": float("inf")}, {"eps": float("nan")}, {"lr": float("nan")}):
+        field = next(iter(bad))
+        with pytest.raises(ValueError, match=f"MeZOConfig: {field} must be a finite number"):
+            small(**bad)
 
 
 def test_mezo_runs_the_prior_guided_estimator_on_weights_too(toy_split):
@@ -168,11 +228,29 @@ def test_lora_starts_as_the_bare_model_changes_it_when_b_moves_and_always_leaves
             pass
 
 
-def test_bad_mezo_settings_say_what_to_do():
-    with pytest.raises(ValueError, match="params must be one of"):
-        MeZOConfig(params="bias")
-    with pytest.raises(ValueError, match="loss must be"):
-        MeZOConfig(loss="neg_metric")
+@pytest.mark.parametrize("bad, message", [
+    ({"params": "bias"}, r"params must be one of \('all', 'lora', 'prefix'\), not 'bias'"),
+    ({"loss": "neg_metric"}, r"loss must be one of \('ce', 'hinge'\)"),
+    ({"budget": 2.5}, r"budget must be an int \(a whole number\), not float 2.5"),
+    ({"budget": "20"}, r"budget must be an int, not str '20'"),
+    ({"budget": 1}, r"budget must be at least 2, not 1"),
+    ({"weight_decay": -1}, r"weight_decay must be at least 0, not -1.0"),
+    ({"lr": -1e-6}, r"lr must be at least 0"),
+    ({"eps": 0.0}, r"eps must be positive, not 0.0"),
+    ({"batch_size": 0}, r"batch_size must be at least 1"),
+    ({"top": 1.5}, r"top must be between 0.0 and 1.0"),
+    ({"adam_lr": -1.0}, r"adam_lr must be positive"),
+    ({"optimizer": "zo-gv", "budget": 4}, r"budget \(4\) must allow one step: 10 forward passes with optimizer='zo-gv'"),
+    ({"lr": 0.5, "weight_decay": 2.0}, r"weight_decay \(2.0\) times lr \(0.5\) .* must be below 1"),
+])
+def test_bad_mezo_settings_are_value_errors_that_name_the_field(bad, message):
+    with pytest.raises(ValueError, match=r"^MeZOConfig: " + message):
+        MeZOConfig(**bad)
+
+
+def test_good_mezo_settings_are_normalised():
+    cfg = MeZOConfig(budget=np.int64(40), eps=1, lr=0, adam_lr=None)
+    assert type(cfg.budget) is int and type(cfg.eps) is float and cfg.adam_default == 1e-5
 
 
 def test_the_prompt_objective_and_its_gradient_are_one_function(toy):
