@@ -126,6 +126,7 @@ def run_ipl(model, task, split, cfg: IPLConfig | None = None, *, display: bool =
     def dev(z) -> float:
         out = dev_api(space.candidates(np.asarray(z)[None], dev_feats), per_example=True)
         return task.score(out.logits[0].argmax(-1).numpy(), dev_api.labels.numpy())
+    dev.api = dev_api  # what tune's checkpoints record of the dev split
 
     trace = tune(lambda X: loss(train(space.candidates(X, feats), per_example=True)),
                  CMA(space.dim, cfg.sigma, cfg.popsize, cfg.seed, cfg.bound), budget=cfg.budget, api=train, dev=dev,

@@ -19,13 +19,13 @@ end the loop, and the trace (best z so far, history) is returned with ``stop`` s
 ``checkpoint="file"`` writes the run's state every few generations, atomically; ``resume="file"``
 rebuilds it without an API call (the optimizer is told the recorded losses again, which rebuilds
 its state exactly) and goes on, to the same end as a run never stopped. A ``resume`` file that does not
-exist yet starts a new run, so that ``checkpoint=f, resume=f`` serves the first start and every restart.
+exist yet starts a new run, so that ``checkpoint=f, resume=f`` serves the first start and every restart;
+one of another run (model, dtype, task, split or config), or one edited by hand, is refused. A checkpoint
+that cannot be written (a full disk, a folder in the way) ends the run with what it found, the reason in
+``stop["checkpoint error"]`` (``bbtkit.checkpoints`` holds the file format).
 """
 from __future__ import annotations
 
-import base64
-import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,9 +34,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import calibration as calib
+from . import calibration as calib, checkpoints as ckpt
 from .api import BudgetExceededError, evaluate as evaluate_prompt
-from .results import Result, _jsonable as _plain
+from .results import Result
 
 
 @dataclass
@@ -102,8 +102,12 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     stateful: an object with ``state()``, ``load_state(state)`` and ``snapshot()`` whose state goes
     into checkpoints (AJO's classifier); ``snapshot()`` is kept with the best dev. tag: fields added to
     every generation's record (AJO: ``{"phase": "prompts"}``).
-    callback(trace) runs after every generation. fingerprint: what a resumed run must match (the config).
+    callback(trace) runs after every generation. fingerprint: the config, which a resumed run must match
+    (as well as the api's model, dtype, task and examples, and the dev scorer's examples).
     """
+    ckpt.check_path(checkpoint, "checkpoint")
+    ckpt.check_path(resume, "resume")
+    owner = ckpt.owner(api, dev, fingerprint) if checkpoint is not None or resume is not None else None
     trace, count = Trace(budget=budget), _Counter(api)
     events: list[dict] = []  # what the optimizer was told, in order: replayed on resume
     # what a checkpoint needs besides the events; "clean": no step is half done (a Ctrl-C inside an API
@@ -141,10 +145,18 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
         consider(row, opt.start if state["refreshes"] == 1 else opt.selected, force=state["refreshes"] == 1)
         finish_row(row, t0)
 
+    def save() -> bool:  # False: the checkpoint could not be written, and the run stops with what it found
+        try:
+            ckpt.save(Path(checkpoint), trace, events, state, stateful, owner)
+        except OSError as err:
+            trace.stop["checkpoint error"] = ckpt.write_failure(checkpoint, err)
+            return False
+        return True
+
     bar = progress_bar(budget, desc) if display else None
     try:
         if resume is not None and Path(resume).exists():
-            _restore(Path(resume), opt, trace, events, state, count, stateful, fingerprint)
+            ckpt.restore(ckpt.load(Path(resume), owner), opt, trace, events, state, count, stateful)
         else:
             t0, state["clean"] = time.perf_counter(), False
             if refresh is not None:
@@ -186,8 +198,8 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
                     trace.best_z = np.array(opt.selected, dtype=float)
             consider(row, opt.selected)
             finish_row(row, t0)
-            if checkpoint is not None and len(events) % checkpoint_every == 0:
-                _save(Path(checkpoint), trace, events, state, stateful, fingerprint)
+            if checkpoint is not None and len(events) % checkpoint_every == 0 and not save():
+                break
             if callback is not None:
                 try:
                     callback(trace)
@@ -201,7 +213,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     finally:
         if bar is not None:  # full when the run ended for a good reason, short when it was cut
             bar.close(ok=sys.exc_info()[0] is None and not trace.interrupted
-                      and not {"budget error", "callback error"} & set(trace.stop))
+                      and not {"budget error", "callback error", "checkpoint error"} & set(trace.stop))
     trace.calls = count()
     if not trace.stop:
         trace.stop = opt.stop() or {"budget": f"{trace.calls} of {budget} calls used"}
@@ -210,8 +222,12 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
         trace.stop["classifier phases"] = state["refreshes"]
     if trace.best_z is None:  # nothing selected (no generation ran): where the optimizer stands
         trace.best_z = np.asarray(opt.final(), dtype=float)
-    if checkpoint is not None and state["clean"]:
-        _save(Path(checkpoint), trace, events, state, stateful, fingerprint)
+    if checkpoint is not None and state["clean"] and "checkpoint error" not in trace.stop:
+        try:
+            save()
+        except KeyboardInterrupt:  # the run's best is in hand: return it, the previous checkpoint stays
+            trace.stop["interrupted"] = "KeyboardInterrupt (Ctrl-C) while writing the checkpoint"
+            trace.interrupted = True
     return trace
 
 
@@ -247,56 +263,3 @@ def progress_bar(total: int, desc: str, unit: str = "call"):
     ``bbtkit.progress``); a bar is cleared when done."""
     from .progress import Progress
     return Progress(total, desc, unit)
-
-
-# --- checkpoints: one JSON file, written atomically; tensors as base64 safetensors ------------------
-def _save(path: Path, trace: Trace, events, state, stateful, fingerprint) -> None:
-    doc = {"version": 1, "fingerprint": fingerprint, "events": events, "state": state,
-           "history": trace.history, "best_z": None if trace.best_z is None else np.asarray(trace.best_z).tolist(),
-           "best_dev": trace.best_dev if np.isfinite(trace.best_dev) else None,
-           "best_loss": trace.best_loss if np.isfinite(trace.best_loss) else None,
-           "objective": _pack(stateful.state()) if stateful is not None else None,
-           "best_state": _pack(trace.best_state) if trace.best_state is not None else None}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f, default=_plain)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _restore(path: Path, opt, trace: Trace, events, state, count, stateful, fingerprint) -> None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"The checkpoint {path} cannot be read ({type(err).__name__}); delete it to start afresh.") from None
-    if fingerprint is not None and doc.get("fingerprint") != json.loads(json.dumps(fingerprint, default=_plain)):
-        raise ValueError(f"The checkpoint {path} belongs to another run (its config differs); pass the same "
-                         "config, or another checkpoint path.")
-    for ev in doc["events"]:  # the optimizer told the same losses again: its state, rebuilt exactly
-        if "rescore" in ev:
-            opt.rescore(ev["rescore"])
-        else:
-            opt.tell(opt.ask(), np.asarray(ev["tell"]))
-    events.extend(doc["events"])
-    state.update(doc["state"])
-    trace.history = doc["history"]
-    trace.best_z = None if doc["best_z"] is None else np.asarray(doc["best_z"], dtype=float)
-    trace.best_dev = -np.inf if doc["best_dev"] is None else doc["best_dev"]
-    trace.best_loss = np.inf if doc["best_loss"] is None else doc["best_loss"]
-    trace.calls = state["calls"]
-    count.set(state["calls"])
-    if stateful is not None and doc["objective"] is not None:
-        stateful.load_state(_unpack(doc["objective"]))
-        trace.best_state = None if doc["best_state"] is None else _unpack(doc["best_state"])
-
-
-def _pack(tensors: dict) -> str:
-    from safetensors.torch import save
-    return base64.b64encode(save({k: v.contiguous() for k, v in tensors.items()})).decode()
-
-
-def _unpack(text: str) -> dict:
-    from safetensors.torch import load
-    return load(base64.b64decode(text))

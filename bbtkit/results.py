@@ -8,7 +8,6 @@ same test metric.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checksums import array_digest as _digest, as_json, file_digest as _file_digest, json_digest, plain as _jsonable
 from .projection import Projection
 
 
@@ -176,7 +176,8 @@ class Result:
         meta = {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name not in ("z", "projections", "classifier")}
         meta["projections"] = [asdict(p) for p in self.projections]
-        meta["checksums"] = {"z": _digest(z)}
+        meta = as_json(meta)  # what load_result reads back, so that its checksum matches
+        meta["checksums"] = {"z": _digest(z), "fields": json_digest(meta)}
         if self.classifier is not None:
             from safetensors.torch import save_file
             save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()},
@@ -197,7 +198,10 @@ def load_result(path: str | Path, task=None) -> Result:
     of label words is not meant for another.
 
     The checksums in ``result.json`` are verified, so a folder whose files do not belong together
-    (edited, truncated, or from two runs) is refused with :class:`ResultFileError`.
+    (edited, truncated, or from two runs) is refused with :class:`ResultFileError`. They cover z.npz,
+    classifier.safetensors and every other field of result.json (metrics, history, config, ...);
+    folders saved before the fields were covered (no "fields" checksum) have only z.npz and
+    classifier.safetensors checked, and folders saved before checksums nothing.
     """
     path = Path(path)
     if not (path / "result.json").exists():
@@ -208,12 +212,20 @@ def load_result(path: str | Path, task=None) -> Result:
         if not isinstance(meta, dict):
             raise ValueError(f"it holds a {type(meta).__name__}, not an object")
         checksums = meta.pop("checksums", None)  # None: saved before results carried checksums
+        if checksums is not None and not isinstance(checksums, dict):
+            raise ValueError(f"checksums holds a {type(checksums).__name__}, not an object")
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ResultFileError(f"{path / 'result.json'} is damaged ({type(e).__name__}: {e}). {redo}") from None
+    if "fields" in (checksums or {}) and checksums["fields"] != json_digest(meta):
+        raise ResultFileError(f"{path / 'result.json'} was edited after it was saved: its fields (metrics, history, "
+                              f"config, ...) do not match their checksum. {redo}")
+    try:
         names = {f.name for f in fields(Result)} - {"z", "classifier"}
         missing, unknown = names - set(meta) - _OPTIONAL, set(meta) - names
         if missing or unknown:
             raise ValueError(f"fields missing: {sorted(missing)}; unknown: {sorted(unknown)}")
         meta["projections"] = [Projection(**p) for p in meta["projections"]]
-    except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, KeyError, TypeError) as e:
         raise ResultFileError(f"{path / 'result.json'} is damaged ({type(e).__name__}: {e}). {redo}") from None
     if not (path / "z.npz").exists():
         raise ResultFileError(f"{path / 'z.npz'} is missing, so the tuned vectors are lost. {redo}")
@@ -261,7 +273,7 @@ def _load_classifier(path: Path, meta: dict, checksums: dict | None, redo: str):
         raise ResultFileError(f"{head} is missing or does not match the checksum in result.json. {redo}")
     try:
         from safetensors.torch import load_file
-        from .ajo import make_head
+        from .heads import make_head
         spec = meta["extra"]["head"]
         classifier = make_head(spec["kind"], spec["hidden"], spec["classes"], spec["width"])
         classifier.load_state_dict(load_file(head))
@@ -280,20 +292,3 @@ def calls_to_reach(history: list[dict], target: float, key: str = "dev_metric") 
 
 
 _OPTIONAL = {"history", "dev_metric", "test_metric", "api_calls", "seconds", "stop", "extra", "task_spec"}  # have defaults
-
-
-def _digest(z: np.ndarray) -> str:
-    """sha256 of z's shape and float64 bytes."""
-    return hashlib.sha256(repr(z.shape).encode() + z.tobytes()).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _jsonable(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
