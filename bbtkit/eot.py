@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
+import numbers
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .api import BudgetExceededError
 from .evoprompt import extract_prompt
+from .fields import check_fields
 from .generate import GenerativeLM
 from .reasoning import ReasoningSet, extract_answer, is_correct
+from .reasoning_results import ReasoningResult, read, writable
 
 ZERO_SHOT_COT = "Let's think step by step."
 PLAN_AND_SOLVE = ("Let's first understand the problem and devise a plan to solve the problem. "
@@ -53,7 +54,7 @@ class EoTConfig:
     """Token limits of each step, the seed instructions and the batch of problems that go through a step
     together. The paper decodes greedily with 256 reasoning tokens (``paper()``)."""
 
-    seeds: tuple = (ZERO_SHOT_COT, PLAN_AND_SOLVE)
+    seeds: tuple[str, ...] = (ZERO_SHOT_COT, PLAN_AND_SOLVE)  # the two instructions crossed over
     evolve_tokens: int = 64      # crossover and mutation
     select_tokens: int = 8
     rewrite_tokens: int = 128
@@ -74,60 +75,11 @@ class EoTConfig:
         return cls(**kw)
 
     def __post_init__(self):
-        if len(self.seeds) != 2 or not all(isinstance(s, str) and s.strip() for s in self.seeds):
-            raise ValueError(f"EoT crosses over exactly two seed instructions (non-empty strings); got {self.seeds!r}.")
-        for name in ("evolve_tokens", "select_tokens", "rewrite_tokens", "reason_tokens", "extract_tokens", "batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}.")
-
-
-@dataclass
-class ReasoningResult:
-    """A run over a reasoning set: accuracy, the API calls and tokens it took, and one trace per problem
-    (every step's input and output, the instruction used, the prediction). ``stop`` says why it ended."""
-
-    method: str
-    dataset: str
-    kind: str
-    model_name: str
-    config: dict
-    traces: list = field(default_factory=list)
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-    stop: str = "done"
-
-    @property
-    def n(self) -> int:
-        return len(self.traces)
-
-    @property
-    def accuracy(self) -> float:
-        return sum(t["correct"] for t in self.traces) / max(self.n, 1)
-
-    def summary(self) -> str:
-        return (f"{self.method} on {self.dataset} with {self.model_name}: accuracy {self.accuracy:.1%} "
-                f"({sum(t['correct'] for t in self.traces)}/{self.n}), {self.calls} API calls, "
-                f"{self.seconds / 60:.1f} min" + ("" if self.stop == "done" else f" (stopped: {self.stop})"))
-
-    def save(self, path: str | Path) -> Path:
-        """One JSON file, written atomically (a crash mid-write leaves the old file whole)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(dataclasses.asdict(self), f, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ReasoningResult":
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        missing = {f.name for f in dataclasses.fields(cls)} - set(doc)
-        if missing:
-            raise ValueError(f"{path} is not a saved reasoning result (missing {sorted(missing)}).")
-        return cls(**doc)
+        check_fields(self, positive=("evolve_tokens", "select_tokens", "rewrite_tokens", "reason_tokens",
+                                     "extract_tokens", "batch"), nonneg=("temperature", "seed"))
+        if len(self.seeds) != 2 or not all(s.strip() for s in self.seeds):
+            raise ValueError(f"EoTConfig: seeds: EoT crosses over exactly two seed instructions (non-empty strings); "
+                             f"got {self.seeds!r}.")
 
 
 def _step(trace: dict, name: str, prompt: str, output: str, **extra) -> None:
@@ -140,18 +92,26 @@ class _Runner:
     def __init__(self, gen: GenerativeLM, kind: str, cfg: EoTConfig):
         self.gen, self.kind, self.cfg = gen, kind, cfg
 
-    def ask(self, prompts: list[str], tokens: int, stop=None) -> list[str]:
-        return self.gen(prompts, max_new_tokens=tokens, temperature=self.cfg.temperature, stop=stop,
-                        seed=self.cfg.seed + self.gen.calls)
+    def ask(self, traces: list[dict], prompts: list[str], tokens: int, stop=None) -> list[str]:
+        """The replies. A prompt grown too long for the model (from earlier steps' text) is not sent, nor
+        charged: its reply reads as empty, which each step handles, and its trace's "refused" says why."""
+        why = [self.gen.refusal(p, tokens) for p in prompts]
+        sent = [p for p, w in zip(prompts, why) if w is None]
+        replies = iter(self.gen(sent, max_new_tokens=tokens, temperature=self.cfg.temperature, stop=stop,
+                                seed=self.cfg.seed + self.gen.calls) if sent else [])
+        for t, w in zip(traces, why):
+            if w is not None:
+                t.setdefault("refused", []).append(w)
+        return [next(replies) if w is None else "" for w in why]
 
     def evolve(self, traces: list[dict]) -> None:
         a, b = self.cfg.seeds
         prompts = [CROSSOVER.format(a=a, b=b, question=t["question"]) for t in traces]
-        for t, p, out in zip(traces, prompts, self.ask(prompts, self.cfg.evolve_tokens)):
+        for t, p, out in zip(traces, prompts, self.ask(traces, prompts, self.cfg.evolve_tokens)):
             t["child"] = extract_prompt(out) or a
             _step(t, "crossover", p, out, instruction=t["child"])
         prompts = [MUTATE.format(p=t["child"], question=t["question"]) for t in traces]
-        for t, p, out in zip(traces, prompts, self.ask(prompts, self.cfg.evolve_tokens)):
+        for t, p, out in zip(traces, prompts, self.ask(traces, prompts, self.cfg.evolve_tokens)):
             t["mutant"] = extract_prompt(out) or t["child"]
             _step(t, "mutation", p, out, instruction=t["mutant"])
 
@@ -159,21 +119,21 @@ class _Runner:
         options = [[*self.cfg.seeds, t.pop("child"), t.pop("mutant")] for t in traces]
         prompts = [SELECT.format(question=t["question"], numbered="\n".join(f"{i}. {o}" for i, o in enumerate(opts, 1)))
                    for t, opts in zip(traces, options)]
-        for t, opts, p, out in zip(traces, options, prompts, self.ask(prompts, self.cfg.select_tokens)):
+        for t, opts, p, out in zip(traces, options, prompts, self.ask(traces, prompts, self.cfg.select_tokens)):
             pick = extract_answer(out, "number")
-            ok = pick is not None and pick.isdigit() and 1 <= int(pick) <= len(opts)
+            ok = pick in [str(k) for k in range(1, len(opts) + 1)]
             t["instruction"] = opts[int(pick) - 1] if ok else opts[-1]  # unreadable: the mutant, EoT's own
             _step(t, "selection", p, out, options=opts, instruction=t["instruction"], parsed=ok)
 
     def rewrite(self, traces: list[dict]) -> None:
         prompts = [REWRITE.format(instruction=t["instruction"], question=t["question"]) for t in traces]
-        for t, p, out in zip(traces, prompts, self.ask(prompts, self.cfg.rewrite_tokens)):
+        for t, p, out in zip(traces, prompts, self.ask(traces, prompts, self.cfg.rewrite_tokens)):
             t["rewritten"] = out.strip() or t["question"]
             _step(t, "rewrite", p, out)
 
     def reason(self, traces: list[dict]) -> None:
         prompts = [REASON.format(question=t.get("rewritten", t["question"]), instruction=t["instruction"]) for t in traces]
-        for t, p, out in zip(traces, prompts, self.ask(prompts, self.cfg.reason_tokens)):
+        for t, p, out in zip(traces, prompts, self.ask(traces, prompts, self.cfg.reason_tokens)):
             t["reasoning"] = out.strip()
             _step(t, "reasoning", p, out)
 
@@ -181,13 +141,13 @@ class _Runner:
         trigger = TRIGGERS[self.kind]
         prompts = [EXTRACT.format(question=t.get("rewritten", t["question"]), instruction=t["instruction"],
                                   reasoning=t.pop("reasoning"), trigger=trigger) for t in traces]
-        for t, p, out in zip(traces, prompts, self.ask(prompts, self.cfg.extract_tokens, stop=["\n\n"])):
+        for t, p, out in zip(traces, prompts, self.ask(traces, prompts, self.cfg.extract_tokens, stop=["\n\n"])):
             t["prediction"] = extract_answer(out, self.kind)
             _step(t, "extraction", p, out)
 
     def zero_shot(self, traces: list[dict]) -> None:
         prompts = [f"Q: {t['question']}\nA: {TRIGGERS[self.kind]}" for t in traces]
-        for t, p, out in zip(traces, prompts, self.ask(prompts, self.cfg.extract_tokens, stop=["\n\n"])):
+        for t, p, out in zip(traces, prompts, self.ask(traces, prompts, self.cfg.extract_tokens, stop=["\n\n"])):
             t["instruction"], t["prediction"] = TRIGGERS[self.kind], extract_answer(out, self.kind)
             _step(t, "answer", p, out)
 
@@ -205,50 +165,73 @@ class _Runner:
         self.extract(traces)
 
 
+def _start(model, problems: ReasoningSet, method: str, cfg: EoTConfig, path, budget) -> ReasoningResult:
+    """The run so far: a new one, or the one saved at path (checked before the first call is spent)."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if not isinstance(problems, ReasoningSet) or len(problems) == 0:
+        raise ValueError("problems must be a non-empty ReasoningSet, e.g. bk.load_reasoning('multiarith', n=20).")
+    if not isinstance(cfg, EoTConfig):
+        raise ValueError(f"cfg must be an EoTConfig (or None: EoTConfig.cpu_quick()), not {type(cfg).__name__}.")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 1):
+        raise ValueError(f"budget must be a whole number of API calls, at least 1 (or None), not {budget!r}.")
+    res = ReasoningResult(method, problems.name, problems.kind, model.name, json.loads(json.dumps(dataclasses.asdict(cfg))))
+    if path is None or not writable(path).is_file():
+        return res
+    old, verified = read(path)
+    same = (old.method, old.dataset, old.model_name, old.config) == (method, problems.name, model.name, res.config)
+    if not (same and [t["question"] for t in old.traces] == [p.question for p in problems.problems[:old.n]]):
+        raise ValueError(f"{path} holds another run ({old.method} on {old.dataset} with {old.model_name}, or "
+                         "other settings or problems); pass a new path, or delete that file to start over.")
+    if not verified and old.calls != old.recorded_calls:
+        raise ValueError(f"{path} has no checksum (an older save) and its {old.calls} calls are not the "
+                         f"{old.recorded_calls} its traces record, so they cannot be checked; delete it to start over.")
+    return dataclasses.replace(old, stop="done")
+
+
+def _batch(runner: _Runner, method: str, problems: ReasoningSet, s: int, res: ReasoningResult, t0: float, path) -> int:
+    """Problems s, s+1, ... through every step of the method, into res (saved at path); returns how many."""
+    gen, kind = runner.gen, problems.kind
+    batch = [{"question": p.question, "answer": p.answer, "steps": []} for p in problems.problems[s:s + runner.cfg.batch]]
+    before = (gen.prompt_tokens, gen.completion_tokens)
+    runner.run(method, batch)
+    for t in batch:
+        t["correct"] = is_correct(t["prediction"], t["answer"], kind)
+    res.traces += batch
+    res.calls, res.seconds = gen.calls, time.perf_counter() - t0
+    res.prompt_tokens += gen.prompt_tokens - before[0]
+    res.completion_tokens += gen.completion_tokens - before[1]
+    if path is not None:
+        res.save(path)
+    return len(batch)
+
+
+def _bar(total: int, desc: str, done: int):
+    from .progress import Progress
+
+    bar = Progress(total, desc, "problem")
+    bar.update(done)
+    return bar
+
+
 def run_reasoning(model, problems: ReasoningSet, method: str = "eot", cfg: EoTConfig | None = None, *,
                   path: str | Path | None = None, display: bool = True, budget: int | None = None) -> ReasoningResult:
     """Run a method ("zero-shot", "zero-shot-cot", "plan-and-solve" or "eot") over a reasoning set.
 
     path: a JSON file saved after every batch; a run with the same method, set, model and config resumes
-    from it (an interrupted run keeps what it found). budget: API calls (default: exactly what the set
-    needs, ``METHODS[method]`` per problem)."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    if not isinstance(problems, ReasoningSet) or len(problems) == 0:
-        raise ValueError("problems must be a non-empty ReasoningSet, e.g. bk.load_reasoning('multiarith', n=20).")
+    from it (an interrupted run keeps what it found; a file edited since is refused). budget: API calls
+    (default: exactly what the set needs, ``METHODS[method]`` per problem)."""
     cfg = cfg or EoTConfig.cpu_quick()
+    res = _start(model, problems, method, cfg, path, budget)
     gen = GenerativeLM(model, batch_size=cfg.batch)
-    res = ReasoningResult(method, problems.name, problems.kind, model.name, json.loads(json.dumps(dataclasses.asdict(cfg))))
-    if path is not None and Path(path).is_file():
-        old = ReasoningResult.load(path)
-        same = (old.method, old.dataset, old.model_name, old.config) == (method, problems.name, model.name, res.config)
-        if not (same and [t["question"] for t in old.traces] == [p.question for p in problems.problems[:old.n]]):
-            raise ValueError(f"{path} holds another run ({old.method} on {old.dataset} with {old.model_name}, or "
-                             "other settings or problems); pass a new path, or delete that file to start over.")
-        res = dataclasses.replace(old, stop="done")
-        gen.calls = old.calls
-    gen.budget = budget if budget is not None else res.calls + METHODS[method] * (len(problems) - res.n)
-    from .progress import Progress
-    bar = Progress(len(problems), f"{method} on {problems.name}", "problem") if display else None
-    if bar is not None:
-        bar.update(res.n)
-    t0, ok = time.perf_counter() - res.seconds, False
-    runner = _Runner(gen, problems.kind, cfg)
+    gen.calls, gen.budget = res.calls, budget if budget is not None else res.calls + METHODS[method] * (len(problems) - res.n)
+    bar = _bar(len(problems), f"{method} on {problems.name}", res.n) if display else None
+    t0, ok, runner = time.perf_counter() - res.seconds, False, _Runner(gen, problems.kind, cfg)
     try:
         for s in range(res.n, len(problems), cfg.batch):
-            batch = [{"question": p.question, "answer": p.answer, "steps": []} for p in problems.problems[s:s + cfg.batch]]
-            before = (gen.prompt_tokens, gen.completion_tokens)
-            runner.run(method, batch)
-            for t in batch:
-                t["correct"] = is_correct(t["prediction"], t["answer"], problems.kind)
-            res.traces += batch
-            res.calls, res.seconds = gen.calls, time.perf_counter() - t0
-            res.prompt_tokens += gen.prompt_tokens - before[0]
-            res.completion_tokens += gen.completion_tokens - before[1]
-            if path is not None:
-                res.save(path)
+            done = _batch(runner, method, problems, s, res, t0, path)
             if bar is not None:
-                bar.update(len(batch))
+                bar.update(done)
                 bar.set_postfix(accuracy=f"{res.accuracy:.0%}")
         ok = True
     except (KeyboardInterrupt, BudgetExceededError) as err:
@@ -277,4 +260,5 @@ def trace_text(trace: dict, width: int = 400) -> str:
                   "  out: " + s["output"].strip().replace("\n", "\n       ")]
         if s["step"] == "selection":
             lines.append(f"  → instruction: {s['instruction']}" + ("" if s["parsed"] else " (reply unreadable: the mutant)"))
+    lines += [f"NOT SENT (read as an empty reply): {why}" for why in trace.get("refused", [])]
     return "\n".join(lines)

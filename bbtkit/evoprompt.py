@@ -10,6 +10,8 @@ with the language model itself as the variation operator and the dev metric as t
 The optimizer keeps an archive of every instruction it has seen; a candidate is its index in the
 archive, so the one loop (``tune``) runs text search as it runs CMA-ES, and an instruction seen before
 is never evaluated (or charged) again. Generation calls and fitness calls are both API calls.
+An operator's reply is untrusted: a child that would break the template (``{mask}``, ``{}``, ``{foo}``)
+is discarded and counted, its last parent stands in (as for an empty reply), and the run goes on.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .api import BlackBoxLM, evaluate
+from .fields import check_fields
 from .generate import GenerativeLM
 from .loop import tune
 from .results import Result
@@ -67,6 +70,17 @@ def extract_prompt(text: str, limit: int = 300) -> str | None:
     return found or None
 
 
+_FIELD = re.compile(r"\{(\w*)\}")  # as a task's template reads its fields
+
+
+def instruction_problem(instruction: str) -> str | None:
+    """Why an instruction cannot go before a task's template (None if it can): the template's only fields are
+    {text_a}, {text_b} and one {mask}, so any other {field}, {} or a second {mask} would break it."""
+    bad = sorted(set(_FIELD.findall(instruction)) - {"text_a", "text_b"})
+    return (f"it holds {', '.join('{' + b + '}' for b in bad)}, but the template it goes before may use only "
+            "{text_a}, {text_b} and its own {mask}") if bad else None
+
+
 def with_instruction(task, instruction: str, family: str):
     """The task with the instruction before its template (a blank line between, for a causal LM)."""
     sep = "\n" if family == "causal" else " "
@@ -102,15 +116,22 @@ class InstructionFitness:
 
 class TextEvolution:
     """EvoPrompt's GA or DE behind the ask/tell seam, over an archive of instructions (a candidate is its
-    archive index). llm(prompts, **gen_kw) -> texts is the variation operator (a ``GenerativeLM``)."""
+    archive index). llm(prompts, **gen_kw) -> texts is the variation operator (a ``GenerativeLM``);
+    check(instruction) -> why it is invalid, or None (default: ``instruction_problem``)."""
 
     def __init__(self, llm, initial: list[str], operator: str = "ga", population: int = 10,
-                 generations: int | None = 10, seed: int = 0, **gen_kw):
+                 generations: int | None = 10, seed: int = 0, *, check=instruction_problem, **gen_kw):
         if operator not in ("ga", "de"):
             raise ValueError(f"operator must be 'ga' or 'de', not {operator!r}.")
-        if population < 3 or not initial:
-            raise ValueError("TextEvolution needs a population of at least 3 and one starting instruction.")
-        self.llm, self.operator, self.n, self.generations = llm, operator, population, generations
+        if population < 3 or isinstance(initial, str) or not initial or not all(isinstance(p, str) and p.strip()
+                                                                                for p in initial):
+            raise ValueError("TextEvolution needs a population of at least 3 and a list of one or more starting "
+                             f"instructions (non-empty strings); got population={population!r}, initial={initial!r}.")
+        why = next(((i, w) for i, w in enumerate(map(check, initial)) if w), None)
+        if why:
+            raise ValueError(f"initial[{why[0]}] {initial[why[0]]!r} cannot start the search: {why[1]}.")
+        self.llm, self.check, self.invalid = llm, check, 0  # invalid: operator children discarded
+        self.operator, self.n, self.generations = operator, population, generations
         self.initial, self.gen_kw, self.rng = list(dict.fromkeys(initial)), gen_kw, np.random.default_rng(seed)
         self.archive: list[str] = []
         self.fitness: dict[int, float] = {}
@@ -133,10 +154,13 @@ class TextEvolution:
         replies = self.llm(prompts, seed=int(self.rng.integers(2 ** 31)), stop=["</prompt>"], **self.gen_kw)
         out = []
         for reply, par in zip(replies, parents):
-            child = extract_prompt(reply) or self.archive[par[-1]]  # an empty reply: the last parent again
-            out.append(self._index(child))
+            child = extract_prompt(reply)
+            why = self.check(child) if child else None  # an empty or invalid child: the last parent again
+            self.invalid += why is not None
+            out.append(self._index(child if child and why is None else self.archive[par[-1]]))
             self.log.append({"generation": self.generation + 1, "parents": [self.archive[p] for p in par],
-                             "reply": reply, "child": self.archive[out[-1]]})
+                             "reply": reply, "child": self.archive[out[-1]]}
+                            | ({"invalid": why, "discarded": child} if why else {}))
         return out
 
     def ask(self) -> np.ndarray:
@@ -149,14 +173,16 @@ class TextEvolution:
         elif self.operator == "ga":
             s = np.array([self.fitness[i] for i in self.pop])
             p = s / s.sum() if s.sum() > 0 else np.full(len(s), 1 / len(s))
-            pairs = [tuple(self.rng.choice(self.pop, 2, replace=False, p=p if (p > 0).sum() >= 2 else None))
+            few = len(self.pop) < 2  # every child so far was a copy: a parent crosses with itself
+            pairs = [tuple(self.rng.choice(self.pop, 2, replace=few, p=p if (p > 0).sum() >= 2 else None))
                      for _ in range(self.n)]
             self.children = self._operate([GA_TEMPLATE.format(a=self.archive[a], b=self.archive[b]) for a, b in pairs], pairs)
         else:
             best = max(self.pop, key=self.fitness.get)
             trios = []
             for i in self.pop:
-                a, b = self.rng.choice([j for j in self.pop if j != i], 2, replace=False)
+                others = [j for j in self.pop if j != i]
+                a, b = self.rng.choice(others, 2, replace=False) if len(others) >= 2 else self.rng.choice(self.pop, 2)
                 trios.append((a, b, best, i))
             self.children = self._operate([DE_TEMPLATE.format(a=self.archive[a], b=self.archive[b], best=self.archive[c],
                                                               base=self.archive[i]) for a, b, c, i in trios], trios)
@@ -210,12 +236,15 @@ class EvoPromptConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.operator not in ("ga", "de"):
-            raise ValueError(f"EvoPromptConfig: operator must be 'ga' or 'de', not {self.operator!r}.")
-        if self.population < 3 or (self.generations is not None and self.generations < 1) \
-                or self.budget < 2 * self.population:
-            raise ValueError("EvoPromptConfig: need population >= 3, generations >= 1 (or None) and a budget of at least "
-                             f"2 * population = {2 * self.population} calls (the first population's).")
+        check_fields(self, positive=("max_new_tokens",), nonneg=("temperature", "seed"),
+                     at_least={"population": 3, "generations": 1}, choices={"operator": ("ga", "de")})
+        if self.budget < 2 * self.population:
+            raise ValueError(f"EvoPromptConfig: budget must cover the first population, a budget of at least 2 * "
+                             f"population = {2 * self.population} calls, not {self.budget}.")
+        for i, text in enumerate(self.initial):
+            why = "it is empty" if not text.strip() else instruction_problem(text)
+            if why:
+                raise ValueError(f"EvoPromptConfig: initial[{i}] {text!r} cannot start the search: {why}.")
 
     @classmethod
     def cpu_quick(cls, seed: int = 42, operator: str = "ga") -> "EvoPromptConfig":
@@ -262,7 +291,7 @@ def run_evoprompt(model, task, split, cfg: EvoPromptConfig | None = None, *, dis
                  projections=[], n_tokens=0, hidden=model.hidden_size, layers=[], num_layers=model.num_layers,
                  position="auto", history=trace.history, dev_metric=opt.fitness[opt.best], api_calls=trace.calls,
                  stop=trace.stop, extra={"space": "text", "instruction": best, "generation_calls": llm.calls,
-                                         "fitness_calls": fitness.calls,
+                                         "fitness_calls": fitness.calls, "invalid_children": opt.invalid,
                                          "archive": [{"instruction": p, "dev": opt.fitness.get(i)} for i, p in enumerate(opt.archive)],
                                          "operations": opt.log})
     if evaluate_test and not trace.interrupted:

@@ -11,6 +11,8 @@ for services that bill by the token.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -44,8 +46,14 @@ class GenerativeLM:
         if model.family != "causal":
             raise ValueError(f"GenerativeLM needs a causal LM, one that continues text; {model.name} is a masked LM, "
                              "whose head fills a blank but does not write. Load a causal model, e.g. bk.load_model().")
-        if budget is not None and (not isinstance(budget, (int, np.integer)) or budget < 1):
+        if budget is not None and not _whole(budget, 1):
             raise ValueError(f"budget must be a positive number of API calls (or None for unlimited), not {budget!r}.")
+        if not _whole(batch_size, 1):
+            raise ValueError(f"batch_size must be a whole number of prompts generated together, at least 1, not {batch_size!r}.")
+        if not (chat is True or chat is False or chat == "auto"):
+            raise ValueError(f"chat must be True, False or 'auto', not {chat!r}.")
+        if system is not None and not isinstance(system, str):
+            raise ValueError(f"system must be a string (the system message) or None, not {system!r}.")
         has_template = bool(getattr(model.tokenizer, "chat_template", None))
         if chat is True and not has_template:
             raise ValueError(f"{model.name}'s tokenizer has no chat template; use chat=False (plain completion).")
@@ -55,6 +63,26 @@ class GenerativeLM:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.call_seconds: list[float] = []
+
+    @property
+    def positions(self) -> int | None:
+        """The most tokens the model reads, prompt and completion together (None: no limit known)."""
+        cfg = self.model.model.config
+        return getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
+
+    def refusal(self, prompt: str, max_new_tokens: int) -> str | None:
+        """Why one prompt cannot be generated from (too long for the model), or None if it can."""
+        return self._too_long("The prompt", len(self._ids(prompt)), max_new_tokens)
+
+    def _ids(self, prompt: str) -> list[int]:
+        return self.model.tokenizer(self.format(prompt), add_special_tokens=not self.chat)["input_ids"]
+
+    def _too_long(self, which: str, n: int, max_new_tokens: int) -> str | None:
+        limit = self.positions
+        if limit is None or n + max_new_tokens <= limit:
+            return None
+        return (f"{which} is {n} tokens; with max_new_tokens={max_new_tokens} that is {n + max_new_tokens} positions, "
+                f"but {self.model.name} reads at most {limit}. Shorten the prompt or lower max_new_tokens.")
 
     @property
     def remaining(self) -> float:
@@ -73,19 +101,13 @@ class GenerativeLM:
 
     def complete(self, prompts, max_new_tokens: int = 128, *, temperature: float = 0.0, top_p: float = 1.0,
                  stop=None, seed: int = 0) -> list[Completion]:
-        """One :class:`Completion` per prompt; each prompt is one API call."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        stop = [stop] if isinstance(stop, str) else list(stop or [])
-        if not prompts:
-            raise ValueError("No prompts given; pass a list of strings.")
-        bad = [i for i, p in enumerate(prompts) if not isinstance(p, str) or not p.strip()]
-        if bad:
-            raise ValueError(f"Prompt {bad[0]} is empty (or not a string): {prompts[bad[0]]!r}. Every prompt needs text.")
-        if any(not s for s in stop):
-            raise ValueError("A stop string must be non-empty.")
-        if max_new_tokens < 1 or temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError(f"Need max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1; got {max_new_tokens}, "
-                             f"{temperature}, {top_p}.")
+        """One :class:`Completion` per prompt; each prompt is one API call. Every argument is checked, and
+        every prompt measured against the model's positions, before anything is generated or charged."""
+        prompts, stop = _check_request(prompts, max_new_tokens, temperature, top_p, stop, seed)
+        ids = [self._ids(p) for p in prompts]
+        too_long = next(filter(None, (self._too_long(f"Prompt {k}", len(i), max_new_tokens) for k, i in enumerate(ids))), None)
+        if too_long:
+            raise ValueError(too_long)
         if self.budget is not None and self.calls + len(prompts) > self.budget:
             raise BudgetExceededError(
                 f"{len(prompts)} more generations would exceed the budget of {self.budget} API calls ({self.calls} used, "
@@ -93,18 +115,17 @@ class GenerativeLM:
         out: list[Completion] = []
         for s in range(0, len(prompts), self.batch_size):
             t0 = time.perf_counter()
-            batch = prompts[s:s + self.batch_size]
-            out += self._batch([self.format(p) for p in batch], max_new_tokens, temperature, top_p, stop, seed + s)
+            batch = ids[s:s + self.batch_size]
+            out += self._batch(batch, max_new_tokens, temperature, top_p, stop, seed + s)
             self.calls += len(batch)
             self.call_seconds += [(time.perf_counter() - t0) / len(batch)] * len(batch)
         return out
 
     @torch.no_grad()
-    def _batch(self, texts, max_new_tokens, temperature, top_p, stop, seed) -> list[Completion]:
+    def _batch(self, ids, max_new_tokens, temperature, top_p, stop, seed) -> list[Completion]:
         from transformers import GenerationConfig
 
         lm, tok = self.model, self.model.tokenizer
-        ids = [tok(t, add_special_tokens=not self.chat)["input_ids"] for t in texts]
         width = max(map(len, ids))
         pad = lm.pad_id
         input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids], device=lm.device)  # left padding
@@ -133,6 +154,40 @@ class GenerativeLM:
 
     def __repr__(self) -> str:
         return f"GenerativeLM({self.model.name}, chat={self.chat}, calls={self.calls}/{self.budget})"
+
+
+def _whole(value, low: int) -> bool:
+    """value is a whole number (not a bool) of at least low."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral) and value >= low
+
+
+def _check_request(prompts, max_new_tokens, temperature, top_p, stop, seed) -> tuple[list[str], list[str]]:
+    """(prompts, stop strings) as lists, or a ValueError that names the argument and says what it takes."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, (list, tuple)):
+        raise ValueError(f"prompts must be a string or a list of strings, not {type(prompts).__name__} {prompts!r:.80}"
+                         + (" (a dict would generate for its keys)." if isinstance(prompts, dict) else "."))
+    if not prompts:
+        raise ValueError("No prompts given; pass a list of strings.")
+    bad = [i for i, p in enumerate(prompts) if not isinstance(p, str) or not p.strip()]
+    if bad:
+        raise ValueError(f"Prompt {bad[0]} is empty (or not a string): {prompts[bad[0]]!r}. Every prompt needs text.")
+    stop = [stop] if isinstance(stop, str) else [] if stop is None else stop
+    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
+        raise ValueError(f"stop must be a string or a list of strings, not {stop!r}.")
+    if any(not s for s in stop):
+        raise ValueError("A stop string must be non-empty.")
+    if not _whole(max_new_tokens, 1):
+        raise ValueError(f"max_new_tokens must be a whole number of tokens, at least 1, not {max_new_tokens!r}.")
+    for name, value, ok, what in (("temperature", temperature, lambda v: v >= 0, "at least 0 (0: greedy)"),
+                                  ("top_p", top_p, lambda v: 0 < v <= 1, "in (0, 1]")):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or not ok(value):
+            raise ValueError(f"{name} must be a finite number {what}, not {value!r}.")
+    if not _whole(seed, 0):
+        raise ValueError(f"seed must be a whole number, at least 0, not {seed!r}.")
+    return list(prompts), list(stop)
 
 
 class _StopStrings:

@@ -8,8 +8,11 @@ numbers as numbers (so "39.0" and "39" agree).
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
@@ -17,7 +20,12 @@ KINDS = {"multiarith": "number", "singleeq": "number", "addsub": "number", "svam
          "coin_flip": "yes_no", "last_letters": "letters"}
 _WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
                                      "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?|\b(?:" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+# a number is read whole, scientific notation included ("1.5e3" is 1500, never 1.5); a number word only
+# standing alone: one hyphenated to another word ("twenty-one", "one-third") is not read
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![\w-])(?:" + "|".join(_WORDS) + r")(?![\w-])",
+                     re.IGNORECASE)
+_MAX_EXPONENT = 1000  # "1e999999" would spell a million digits; no answer is that large: not read
+WHICH = ("first", "last")
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,18 @@ class ReasoningSet:
 
     def sample(self, n: int, seed: int = 0) -> "ReasoningSet":
         """n problems drawn without replacement (seeded), in their original order."""
+        _check_sample(n, seed)
         if n >= len(self):
             return self
         idx = np.sort(np.random.RandomState(seed).choice(len(self), size=n, replace=False))
         return ReasoningSet(self.name, self.kind, [self.problems[i] for i in idx])
+
+
+def _check_sample(n, seed) -> None:
+    for what, value, low in (("n", n, 1), ("seed", seed, 0)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{what} must be a whole number of at least {low}, not {value!r}"
+                             + (" (n=None loads the whole set)." if what == "n" else "."))
 
 
 def load_reasoning(name: str, n: int | None = None, seed: int = 0) -> ReasoningSet:
@@ -56,6 +72,8 @@ def load_reasoning(name: str, n: int | None = None, seed: int = 0) -> ReasoningS
     seeded sample of that many problems."""
     from .data import data_dir
 
+    if n is not None:
+        _check_sample(n, seed)
     if name not in KINDS:
         raise ValueError(f"Unknown reasoning set {name!r}; the sets are {', '.join(KINDS)}.")
     path = data_dir("reasoning") / "reasoning" / name / "test.jsonl"
@@ -72,21 +90,34 @@ def load_reasoning(name: str, n: int | None = None, seed: int = 0) -> ReasoningS
     return out.sample(n, seed) if n is not None else out
 
 
+def _canonical(raw: str) -> str | None:
+    """A number as written, exactly, in its plain form: "2.50" -> "2.5", "1.5e3" -> "1500", "-0" -> "0"."""
+    if raw.lower() in _WORDS:
+        return str(_WORDS[raw.lower()])
+    mantissa, _, exponent = raw.lower().partition("e")
+    if exponent and len(exponent.lstrip("+-").lstrip("0")) > 4 or exponent and abs(int(exponent)) > _MAX_EXPONENT:
+        return None
+    text = format(Decimal(raw), "f")
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text in ("-0", "") else text
+
+
 def extract_answer(text: str, kind: str, which: str = "first") -> str | None:
     """The answer of ``kind`` in ``text`` (None if there is none): "number" (commas between thousands, a
-    leading $ and trailing units are ignored; "-3", "2.50" and number words up to twenty are read; a
-    whole number loses its ".0"), "yes_no", "choice" (a letter A-E) or "letters" (the first run of
-    letters, lower-cased). which: "first" (an extraction call's reply) or "last" (the end of a reasoning)."""
+    leading $ and trailing units are ignored; "-3", "2.50", "1.5e3" and number words up to twenty standing
+    alone are read, each exactly and whole; a whole number loses its ".0"), "yes_no", "choice" (a letter
+    A-E) or "letters" (the first run of letters, lower-cased). which: "first" (an extraction call's reply)
+    or "last" (the end of a reasoning). Any text is read; a bad kind or which is a ValueError."""
     if kind not in ("number", "yes_no", "choice", "letters"):
         raise ValueError(f"Unknown answer kind {kind!r}; use number, yes_no, choice or letters.")
+    if which not in WHICH:
+        raise ValueError(f"which must be 'first' or 'last', not {which!r}.")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string (a model's reply), not {type(text).__name__} {text!r:.80}.")
     if kind == "number":
         text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.replace("−", "-"))
-        found = _NUMBER.findall(text)
-        if not found:
-            return None
-        raw = found[0 if which == "first" else -1]
-        value = float(_WORDS[raw.lower()]) if raw.lower() in _WORDS else float(raw)
-        return str(int(value)) if value == int(value) else repr(value)
+        found = [n for n in map(_canonical, _NUMBER.findall(text)) if n is not None]
+        return (found[0] if which == "first" else found[-1]) if found else None
     if kind == "yes_no":
         found = re.findall(r"\b(yes|no)\b", text, re.IGNORECASE)
     elif kind == "choice":
@@ -104,7 +135,10 @@ def is_correct(prediction: str | None, gold: str, kind: str) -> bool:
         return False
     if kind == "number":
         try:
-            return abs(float(prediction) - float(gold.replace(",", ""))) < 1e-6
-        except ValueError:
+            a, b = float(prediction), float(gold.replace(",", ""))
+            if math.isinf(a) or math.isinf(b):  # past a float's range: compare the numbers as written
+                return Decimal(prediction) == Decimal(gold.replace(",", ""))
+            return abs(a - b) < 1e-6
+        except (ValueError, ArithmeticError):
             return False
     return prediction.strip().lower() == gold.strip().lower()

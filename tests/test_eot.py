@@ -129,3 +129,146 @@ def test_trace_text_and_the_explorer_show_every_step(lm, monkeypatch, capsys):
     method.value, problem.value = "zero-shot CoT", problem.options[2]
     shown = capsys.readouterr().out
     assert "QUESTION: she had 10" in shown and "── reasoning" in shown and "── crossover" not in shown
+
+
+# --- issue 29: resume files that are checked, paths checked first, untrusted step text, config fields ---
+
+import json
+import os
+
+from hypothesis import given, settings, strategies as st
+
+
+def _saved(lm, tmp_path, method="zero-shot"):
+    path = tmp_path / "run.json"
+    eot.run_reasoning(lm, PROBLEMS, method, SMALL, display=False, path=path)
+    return path, json.loads(path.read_text())
+
+
+def _never_called(self, *a, **kw):
+    raise AssertionError("a generation ran before the path was checked")
+
+
+def test_a_resume_file_edited_to_fewer_calls_is_refused(lm, tmp_path, monkeypatch):
+    path, doc = _saved(lm, tmp_path)
+    monkeypatch.setattr(GenerativeLM, "complete", _never_called)
+    path.write_text(json.dumps({**doc, "calls": 0}))
+    with pytest.raises(ValueError, match="changed after it was saved"):
+        eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False, path=path)
+    doc.pop("checksum")                                          # an older file, without a checksum
+    path.write_text(json.dumps({**doc, "calls": 0}))
+    with pytest.raises(ValueError, match="reports 0 calls, fewer than the 3 its traces record"):
+        eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False, path=path)
+    path.write_text(json.dumps({**doc, "calls": 4}))             # more than the traces: cannot be checked
+    with pytest.raises(ValueError, match="has no checksum"):
+        eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False, path=path)
+    path.write_text(json.dumps(doc))                              # what its traces record: resumed (nothing left)
+    assert eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False, path=path).calls == 3
+
+
+def test_a_truncated_or_edited_file_is_refused_with_a_sentence(lm, tmp_path):
+    path, doc = _saved(lm, tmp_path)
+    text = path.read_text()
+    path.write_text(text[:len(text) // 2])
+    with pytest.raises(ValueError, match="is not a whole JSON file"):
+        eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False, path=path)
+    with pytest.raises(ValueError, match="is not a whole JSON file"):
+        eot.ReasoningResult.load(path)
+    doc.pop("checksum")
+    for edit, match in [({"calls": "5"}, "field calls must be a whole number"), ({"traces": 5}, "field traces"),
+                        ({"seconds": None}, "field seconds"), ({"extra": 1}, r"unknown \['extra'\]"),
+                        ({"traces": [{"question": "q"}]}, "trace 0 has no valid answer")]:
+        path.write_text(json.dumps({**doc, **edit}))
+        with pytest.raises(ValueError, match=match):
+            eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False, path=path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a saved reasoning result"):
+        eot.ReasoningResult.load(path)
+
+
+def test_a_folder_as_path_is_refused_before_the_first_batch_and_no_temp_file_is_left(lm, tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    monkeypatch.setattr(GenerativeLM, "complete", _never_called)
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        eot.run_eot(lm, PROBLEMS, SMALL, display=False, path=folder)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot be written"):                 # its folder is a file
+        eot.run_eot(lm, PROBLEMS, SMALL, display=False, path=blocker / "run.json")
+    assert list(folder.iterdir()) == []
+
+
+def test_a_failed_save_leaves_no_temp_file(lm, tmp_path, monkeypatch):
+    res = eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False)
+
+    def disk_full(*a):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError):
+        res.save(tmp_path / "run.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def unruly(self, prompts, max_new_tokens=128, **kw):
+    """A model whose every step writes what a step does not expect."""
+    out = []
+    for p in prompts:
+        if p.startswith(("Cross over", "Mutate")):
+            text = "<prompt>Use {foo} and {} and {mask}</prompt>"
+        elif "Which of these instructions" in p:
+            text = "9" * 5000
+        elif p.startswith("Rewrite"):
+            text = "the " * 400                                   # the next steps' prompts outgrow the model
+        else:
+            text = "1e99999 " + "9" * 400
+        out.append(Completion(text, 5, "eos"))
+    self.calls += len(prompts)
+    return out
+
+
+def test_untrusted_step_text_never_ends_a_run(lm, monkeypatch):
+    monkeypatch.setattr(GenerativeLM, "complete", unruly)
+    res = eot.run_eot(lm, PROBLEMS, SMALL, display=False)
+    assert res.stop == "done" and res.n == 3
+    for t in res.traces:
+        assert not t["steps"][2]["parsed"] and t["instruction"] == "Use {foo} and {} and {mask}"
+        assert [s["output"] for s in t["steps"][4:]] == ["", ""] and len(t["refused"]) == 2
+        assert "reads at most 256" in t["refused"][0] and t["prediction"] is None
+    assert res.calls == 4 * 3                                      # the two prompts that did not fit were not sent
+    assert "NOT SENT" in eot.trace_text(res.traces[0])
+    ans = eot.run_reasoning(lm, PROBLEMS, "zero-shot", SMALL, display=False)
+    assert [t["prediction"] for t in ans.traces] == ["9" * 400] * 3
+
+
+def test_seeds_must_be_a_tuple_of_two_strings():
+    with pytest.raises(ValueError, match="EoTConfig: seeds must be a tuple .* one character at a time"):
+        eot.EoTConfig(seeds="ab")
+    with pytest.raises(ValueError, match=r"EoTConfig: seeds\[1\] must be a string"):
+        eot.EoTConfig(seeds=("a", 2))
+    with pytest.raises(ValueError, match="exactly two seed"):
+        eot.EoTConfig(seeds=("a", " "))
+    assert eot.EoTConfig(seeds=["a", "b"]).seeds == ("a", "b")
+
+
+_COUNTS = ("evolve_tokens", "select_tokens", "rewrite_tokens", "reason_tokens", "extract_tokens", "batch")
+_BAD = {**{n: st.integers(max_value=0) | st.floats() | st.sampled_from(["8", None, True]) for n in _COUNTS},
+        "temperature": st.floats(max_value=-1e-9) | st.sampled_from([float("nan"), float("-inf"), "0", None, False]),
+        "seed": st.integers(max_value=-1) | st.sampled_from([0.5, "0", None, True]),
+        "seeds": st.text(max_size=6) | st.lists(st.text(min_size=1), max_size=4).filter(lambda s: len(s) != 2)
+        | st.sampled_from([("a", 1), ("", "b"), None, 5])}
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(_BAD)))
+def test_any_wrong_field_is_a_value_error_that_names_it(data, name):
+    value = data.draw(_BAD[name])
+    with pytest.raises(ValueError, match=rf"EoTConfig: .*\b{name}\b"):
+        eot.EoTConfig(**{name: value})
+
+
+@pytest.mark.parametrize("budget", [0, -3, 2.5, "13", True])
+def test_a_bad_budget_is_refused_with_a_sentence(lm, budget):
+    with pytest.raises(ValueError, match="budget must be a whole number of API calls"):
+        eot.run_eot(lm, PROBLEMS, SMALL, display=False, budget=budget)

@@ -115,3 +115,72 @@ def test_notebook_10s_plain_loop_is_run_evoprompt():
         opt.tell(X, -scores)                                      # the loop minimises: loss = -dev metric
     assert opt.archive == [a["instruction"] for a in res.extra["archive"]]
     assert opt.archive[opt.best] == res.extra["instruction"] and llm.calls + fitness.calls == res.api_calls
+
+
+# --- issue 29: an operator's text never ends a run; configs refuse bad fields with a sentence ---
+
+from hypothesis import given, settings, strategies as st
+
+from bbtkit.generate import GenerativeLM
+
+BROKEN = ("Say {foo}", "Fill in {}", "Answer {mask}")
+
+
+@pytest.mark.parametrize("operator", ["ga", "de"])
+def test_an_operator_child_that_would_break_the_template_is_discarded_and_counted(operator):
+    llm = FakeLLM(pool=BROKEN + ("good or bad ?",))
+    opt = TextEvolution(llm, ["a start", "another start", "a third"], operator, population=3, generations=4, seed=0)
+    trace = tune(lambda X: np.zeros(len(X)), opt, budget=1000)
+    assert trace.stop == {"generations": 4} and opt.invalid > 0
+    assert not any("{" in text for text in opt.archive)
+    bad = [op for op in opt.log if "invalid" in op]
+    assert len(bad) == opt.invalid and {op["discarded"] for op in bad} <= set(BROKEN)
+    assert all(op["child"] == op["parents"][-1] and "{" in op["invalid"] for op in bad)
+
+
+@pytest.mark.parametrize("operator", ["ga", "de"])
+def test_a_run_whose_operator_writes_only_broken_instructions_still_returns_a_result(operator, monkeypatch):
+    replies = itertools.cycle(f"<prompt>{b}</prompt>" for b in BROKEN)
+    monkeypatch.setattr(GenerativeLM, "__call__", lambda self, prompts, **kw: (
+        setattr(self, "calls", self.calls + len(prompts)) or [next(replies) for _ in prompts]))
+    ex = Examples([Example(t, None, y) for t, y in [("good fun", 1), ("awful", 0)]])
+    cfg = EvoPromptConfig(operator=operator, population=3, generations=3, budget=40, initial=("Classify it.",), seed=2)
+    res = run_evoprompt(bk.tiny_model("gpt2"), "sst2", Split("sst2", 0, ex, ex, ex), cfg, display=False,
+                        evaluate_test=False)
+    assert res.extra["instruction"] == "Classify it." and res.extra["invalid_children"] == res.extra["generation_calls"] > 0
+    assert all(op["invalid"] for op in res.extra["operations"]) and len(res.extra["archive"]) == 1
+
+
+def test_initial_must_be_a_tuple_of_usable_instructions():
+    with pytest.raises(ValueError, match=r"EvoPromptConfig: initial must be a tuple .* one character at a time"):
+        EvoPromptConfig(initial="Classify it")
+    with pytest.raises(ValueError, match=r"EvoPromptConfig: initial\[0\] must be a string, not int 5"):
+        EvoPromptConfig(initial=(5, 6, 7))
+    with pytest.raises(ValueError, match=r"initial\[1\] 'Say \{foo\}' cannot start the search: it holds \{foo\}"):
+        EvoPromptConfig(initial=("Fine.", "Say {foo}"))
+    with pytest.raises(ValueError, match=r"initial\[0\] '  ' cannot start the search: it is empty"):
+        EvoPromptConfig(initial=("  ",))
+    with pytest.raises(ValueError, match="list of one or more starting instructions"):
+        TextEvolution(FakeLLM(), "Classify it", population=3)
+    assert EvoPromptConfig(initial=["Classify it.", "Read {text_a}"]).initial == ("Classify it.", "Read {text_a}")
+
+
+_GOOD = {"operator": "ga", "population": 10, "generations": 10, "budget": 300, "temperature": 0.5,
+         "max_new_tokens": 96, "initial": (), "seed": 42}
+_BAD = {"operator": st.text(max_size=5).filter(lambda s: s not in ("ga", "de")) | st.sampled_from([None, 1, ("ga",)]),
+        "population": st.integers(max_value=2) | st.floats() | st.sampled_from(["10", True, None]),  # any float
+        "generations": st.integers(max_value=0) | st.sampled_from([2.5, "3", False]),
+        "budget": st.integers(max_value=19) | st.sampled_from([25.5, "300", True, None]),
+        "temperature": st.floats(max_value=-1e-9) | st.sampled_from([float("nan"), float("inf"), "0.5", None, True]),
+        "max_new_tokens": st.integers(max_value=0) | st.sampled_from([2.5, "5", None, False]),
+        "initial": st.text(min_size=1, max_size=6) | st.lists(st.integers(), min_size=1, max_size=3)
+        | st.sampled_from([("{mask}",), ("",), 5, None]),
+        "seed": st.integers(max_value=-1) | st.sampled_from([1.5, "42", None, True])}
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(_BAD)))
+def test_any_wrong_field_is_a_value_error_that_names_it(data, name):
+    value = data.draw(_BAD[name])
+    with pytest.raises(ValueError, match=rf"EvoPromptConfig: .*\b{name}\b"):
+        EvoPromptConfig(**{**_GOOD, name: value})

@@ -95,3 +95,43 @@ def test_bad_input_gets_a_clear_error():
     with pytest.raises(ValueError, match="budget must be a positive"):
         GenerativeLM(bk.tiny_model("gpt2"), budget=0)
     assert gen.calls == 0
+
+
+# --- issue 29: every bad argument is a sentence, checked before anything is generated or charged ---
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch_size=-1), "batch_size must be a whole number"),
+    (dict(batch_size=0), "batch_size must be a whole number"),
+    (dict(batch_size=2.5), "batch_size must be a whole number"),
+    (dict(budget=True), "budget must be a positive"),
+    (dict(budget=2.5), "budget must be a positive"),
+    (dict(chat="yes"), "chat must be True, False or 'auto'"),
+])
+def test_bad_constructor_arguments_are_refused_with_a_sentence(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GenerativeLM(bk.tiny_model("gpt2"), **kwargs)
+
+
+@pytest.mark.parametrize("prompts, kwargs, match", [
+    (["fine"], dict(temperature=float("nan")), "temperature must be a finite number"),
+    (["fine"], dict(temperature=-1.0), "temperature must be a finite number"),
+    (["fine"], dict(top_p=float("inf")), "top_p must be a finite number"),
+    ({"fine": 1, "ok": 2}, {}, "a dict would generate for its keys"),
+    (None, {}, "prompts must be a string or a list of strings, not NoneType"),
+    (["fine"], dict(max_new_tokens=2.5), "max_new_tokens must be a whole number"),
+    (["fine"], dict(max_new_tokens="5"), "max_new_tokens must be a whole number"),
+    (["fine"], dict(max_new_tokens=None), "max_new_tokens must be a whole number"),
+    (["fine"], dict(max_new_tokens=True), "max_new_tokens must be a whole number"),
+    (["fine"], dict(stop=[5]), "stop must be a string or a list of strings"),
+    (["fine"], dict(seed=1.5), "seed must be a whole number"),
+    (["fine"], dict(max_new_tokens=300), r"with max_new_tokens=300 .* reads at most 256"),
+    (["the " * 5000], {}, r"Prompt 0 is 5000 tokens.* reads at most 256"),
+    (["fine", "the " * 250], dict(max_new_tokens=8), r"Prompt 1 is 250 tokens; with max_new_tokens=8"),
+])
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_bad_requests_are_refused_before_anything_is_generated_or_charged(arch, prompts, kwargs, match):
+    gen = GenerativeLM(bk.tiny_model(arch), budget=5)
+    with pytest.raises(ValueError, match=match):
+        gen.complete(prompts, **kwargs)
+    assert gen.calls == gen.prompt_tokens == gen.completion_tokens == 0
+    assert gen.refusal("fine", 8) is None and "reads at most 256" in gen.refusal("the " * 300, 8)
