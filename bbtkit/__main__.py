@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for task in args.tasks:
         t0 = time.perf_counter()
-        out = download_task(task, dest=args.dest)
+        try:
+            out = download_task(task, dest=args.dest)
+        except ImportError as e:  # no `datasets`: the sentence says what to install, a traceback adds nothing
+            print(f"python -m bbtkit download: {e}", file=sys.stderr)
+            return 1
         print(f"{task}: written to {out} in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -61,6 +61,28 @@ def as_prompts(prompts, lm, batch: int | None = None, per_example: bool = False)
     return (p.shape[0], p, None) if p.ndim == 3 or per_example else (p.shape[0], None, p)
 
 
+def adapter_shapes(model, targets=("q", "k")) -> dict[str, tuple[int, int]]:
+    """{target: (in, out)} of the projections adapters change (the same in every layer)."""
+    found = inject.attention_projections(model, 0, tuple(targets))
+    return {t: (model.hidden_size, part.stop - part.start if part is not None else mod.out_features)
+            for t, (mod, part) in found.items()}
+
+
+def check_adapters(model, adapters: AdapterSet | None, one: bool = False) -> None:
+    """Adapters must fit the model (its layers, its projections' sizes); one=True: a single candidate."""
+    if adapters is None:
+        return
+    if not isinstance(adapters, AdapterSet):
+        raise ValueError(f"adapters must be a bk.api.AdapterSet (DFO-LoRA's res.adapters), not "
+                         f"{type(adapters).__name__}.")
+    if one and adapters.pop != 1:
+        raise ValueError(f"evaluate scores one candidate, but the adapters hold {adapters.pop}: pass "
+                         "adapters.take(c, c + 1) for candidate c, or score them all at once with "
+                         "BlackBoxLM(model, task, examples)(adapters=adapters).")
+    targets = sorted({t for per in adapters.weights.values() for t in per})
+    checks.adapters_fit(adapters, adapter_shapes(model, targets), model.num_layers, model.name)
+
+
 def mean_embeddings(model, examples: Examples, max_length: int | None = None) -> torch.Tensor:
     """(n, H): each example's input (its text fields, without the template) as the mean of its word
     embeddings: what an embeddings endpoint that pools the input layer returns. IPL's relevance
@@ -138,6 +160,7 @@ class BlackBoxLM:
         from ``layer`` up; others still get the full forward. Not an API call.
         """
         t0 = time.perf_counter()
+        check_adapters(self.model, adapters)
         p = None
         if deep_prompt is not None:
             p = torch.as_tensor(np.asarray(deep_prompt) if not torch.is_tensor(deep_prompt) else deep_prompt)
@@ -154,6 +177,7 @@ class BlackBoxLM:
         (pop, examples, tokens, H), see ``as_prompts``), adapters the service applies for the call
         (``AdapterSet``, one set per candidate), or both (the same number of each). One call per candidate."""
         pop, shallow, deep = as_prompts(prompts, self.model, len(self.examples), per_example)
+        check_adapters(self.model, adapters)
         if adapters is not None:
             if prompts is not None and pop != adapters.pop:
                 raise ValueError(f"{pop} prompts but {adapters.pop} adapter sets: send one of each per candidate.")
@@ -171,6 +195,7 @@ class BlackBoxLM:
         n = 0 if prompts is None else (shallow if shallow is not None else deep).shape[-2]
         fw = self.forward_for(n, context=adapters is None)
         logits, hidden = fw.run(shallow, deep, pop, return_hidden, self.max_batch_tokens, adapters)
+        checks.finite_logits(logits)  # before the calls are charged
         elapsed = time.perf_counter() - t0
         self.calls += pop
         self.call_seconds += [elapsed / pop] * pop
@@ -179,11 +204,7 @@ class BlackBoxLM:
     def adapter_shapes(self, targets=("q", "k")) -> dict[str, tuple[int, int]]:
         """{target: (in, out)} of the projections the service adapts (the same in every layer): what
         a service that applies adapters publishes, as it publishes ``value_scales``. No API call."""
-        from .inject import attention_projections
-
-        found = attention_projections(self.model, 0, tuple(targets))
-        return {t: (self.model.hidden_size, part.stop - part.start if part is not None else mod.out_features)
-                for t, (mod, part) in found.items()}
+        return adapter_shapes(self.model, targets)
 
     def input_embeddings(self) -> torch.Tensor:
         """(examples, H): each input's mean word embedding (``mean_embeddings``), what an embeddings
@@ -224,6 +245,7 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
     if len(examples) == 0:
         raise ValueError("Cannot evaluate on an empty split.")
     position = resolve_position(model, position)
+    check_adapters(model, adapters, one=True)
     if prompt is not None and hasattr(prompt, "for_examples"):
         prompt, per_example = prompt.for_examples(model, examples), True
     if prompt is not None:
@@ -249,6 +271,7 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
         logits[idx] = lg[0]
         if return_hidden:
             hidden[idx] = h[0]
+    checks.finite_logits(logits[None])  # a NaN would score as class 0
     checks.warn_cut(cut, max_length, f"examples of {getattr(examples, 'name', 'the examples')}")
     return (logits, hidden) if return_hidden else logits
 
@@ -259,7 +282,8 @@ def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "a
     """The task's metric (accuracy, F1 or macro-F1) of a prompt, or of the bare template, on examples.
 
     calibration: a fitted :class:`~bbtkit.calibration.Calibration` applied to the logits first;
-    adapters: one candidate's ``AdapterSet`` (DFO-LoRA's ``res.adapters``), applied for the evaluation;
+    adapters: one candidate's ``AdapterSet`` (DFO-LoRA's ``res.adapters``), applied for the evaluation (a set of
+    several candidates is refused: ``adapters.take(c, c + 1)`` picks one);
     per_example: the prompt is one per example (see ``label_logits``; IPL's ``res.prompt`` needs no flag);
     max_length: tokens of one formatted input (default ``model.max_length``, 256), longer ones are cut.
     """

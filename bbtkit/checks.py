@@ -6,6 +6,8 @@ metric, and a prompt longer than the model's positions failed deep inside with a
 """
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 
 import numpy as np
@@ -79,3 +81,100 @@ def fits_positions(lm, width: int, n_prompt: int) -> None:
     if limit is not None and width > limit:
         raise ValueError(f"{width} tokens ({n_prompt} prompt tokens plus the longest formatted example) do not fit "
                          f"the {limit} positions of {lm.name}. Use fewer prompt tokens, or a smaller max_length.")
+
+
+# --- adapters (DFO-LoRA's candidates): what the client sends, checked before the service runs it -------
+ADAPTER_TARGETS = ("q", "k", "v")
+_ADAPTERS = "{layer: {'q' | 'k' | 'v': (A (pop, r, in), B (pop, out, r))}}"
+
+
+def adapter_weights(weights, scale) -> tuple[dict, float]:
+    """Adapters as ``AdapterSet`` holds them: whole-number layers >= 0, known targets, (A, B) pairs as tensors
+    (numpy arrays are converted) of matching shapes and one population, finite values; a finite scale."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
+        raise ValueError(f"AdapterSet: scale must be a finite number, not {scale!r}; a NaN or inf scale would make "
+                         "every logit NaN.")
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"AdapterSet: weights must be a dict {_ADAPTERS} with at least one layer, "
+                         f"not {weights!r:.80}.")
+    out = {}
+    for layer, per in weights.items():
+        if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, numbers.Integral) or layer < 0:
+            raise ValueError(f"AdapterSet: layer {layer!r} ({type(layer).__name__}) must be a layer index, a whole "
+                             f"number from 0 (weights are {_ADAPTERS}).")
+        if not isinstance(per, dict) or not per:
+            raise ValueError(f"AdapterSet: layer {layer} must map targets to (A, B) pairs, {{'q': (A, B)}}, "
+                             f"not {per!r:.80}.")
+        out[int(layer)] = {}
+        for target, pair in per.items():
+            where = f"AdapterSet: layer {layer}, target {target!r}"
+            if target not in ADAPTER_TARGETS:
+                raise ValueError(f"{where}: targets must be among {ADAPTER_TARGETS}.")
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                n = f"{len(pair)} values" if isinstance(pair, (tuple, list)) else type(pair).__name__
+                raise ValueError(f"{where}: give a pair (A (pop, r, in), B (pop, out, r)), not {n}.")
+            out[int(layer)][target] = tuple(_as_tensor(x, f"{where}: {name}") for x, name in zip(pair, "AB"))
+    pops = {t.shape[0] if t.ndim else 0 for per in out.values() for pair in per.values() for t in pair}
+    if len(pops) != 1 or 0 in pops:
+        raise ValueError(f"Adapters need the same number (>= 1) of candidates in every A and B, got {sorted(pops)}.")
+    for layer, per in out.items():
+        for target, (A, B) in per.items():
+            if A.ndim != 3 or B.ndim != 3 or A.shape[1] != B.shape[2]:
+                raise ValueError(f"Adapter {target} of layer {layer}: A must be (pop, r, in) and B (pop, out, r) "
+                                 f"with one rank r, got {tuple(A.shape)} and {tuple(B.shape)}.")
+            for name, T in (("A", A), ("B", B)):
+                bad = ~torch.isfinite(T.reshape(T.shape[0], -1)).all(-1)
+                if bad.any():
+                    k = int(bad.nonzero()[0, 0])
+                    raise ValueError(f"Adapter {target} of layer {layer}: {name} of candidate {k} holds NaN or inf "
+                                     "values, which would give a meaningless metric; nothing was evaluated or charged.")
+    return out, float(scale)
+
+
+def _as_tensor(x, where: str) -> torch.Tensor:
+    if torch.is_tensor(x):
+        return x
+    try:
+        return torch.as_tensor(np.asarray(x, dtype=np.float32))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a tensor or numpy array of numbers, not {type(x).__name__}.") from None
+
+
+def adapters_fit(adapters, shapes: dict, num_layers: int, model: str) -> None:
+    """Adapters must name layers of the model and match its projections: shapes {target: (in, out)}."""
+    for layer, per in adapters.weights.items():
+        if layer >= num_layers:
+            raise ValueError(f"Adapters name layer {layer}, but {model} has layers 0..{num_layers - 1}.")
+        for target, (A, B) in per.items():
+            d_in, d_out = shapes[target]
+            if A.shape[2] != d_in or B.shape[1] != d_out:
+                raise ValueError(f"Adapter {target} of layer {layer}: {model} needs A (pop, r, {d_in}) and B (pop, "
+                                 f"{d_out}, r), got {tuple(A.shape)} and {tuple(B.shape)}.")
+
+
+class NonFiniteLogitsError(ValueError):
+    """A candidate's forward pass gave NaN or inf logits; nothing was scored or charged."""
+
+
+def finite_logits(logits: torch.Tensor) -> None:
+    """Refuse to score logits (pop, batch, classes) that hold NaN or inf: finite but huge prompt or adapter
+    values (say 1e30) overflow inside the forward, and NaN logits would score as a plausible 0.5."""
+    bad = ~torch.isfinite(logits.reshape(logits.shape[0], -1)).all(-1)
+    if bad.any():
+        k = int(bad.nonzero()[0, 0])
+        raise NonFiniteLogitsError(f"Candidate {k} of {logits.shape[0]} gives NaN or inf logits: its prompt or adapter values "
+                         "are so large that the forward pass overflowed. Nothing was scored or charged; use values "
+                         "of the size of the model's own (see BlackBoxLM.value_scales).")
+
+
+class ModelMismatchWarning(UserWarning):
+    """A result is loaded for a model other than the one it was tuned with."""
+
+
+def warn_model(res, model, path) -> None:
+    """Warn when a saved result (tuned with res.model) is to be evaluated with another model."""
+    name = getattr(model, "name", model)
+    if str(name) != res.model:
+        warnings.warn(f"{path} was tuned with model {res.model!r}, not {name!r}: a prompt or adapters tuned for one "
+                      "model mean nothing to another, even one of the same size. (If it is the same model under "
+                      "another name, ignore this.)", ModelMismatchWarning, stacklevel=_outside_stacklevel())

@@ -32,9 +32,11 @@ from .optimizers import CMA, Layerwise
 from .projection import Projection, normal_std
 from .runtime import set_seed
 from .spaces import LoRASpace
+from .fields import check_fields
 from .tasks import get_task
 
 OPTIMIZERS = ("cma", "fireworks")
+TARGETS = ("q", "k", "v")
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class DFOLoRAConfig:
     negative indices count from the top); intrinsic_dim and popsize are per layer."""
 
     rank: int = 4                  # r of every adapter (the code: 4)
-    targets: tuple = ("q", "k")    # the projections adapted: W_Q and W_K (the paper)
+    targets: tuple[str, ...] = ("q", "k")  # the projections adapted: W_Q and W_K (the paper)
     intrinsic_dim: int = 500       # d per layer, split evenly over the 2 x len(targets) matrices
     optimizer: str = "cma"         # "cma" or "fireworks"
     popsize: int = 20              # CMA-ES candidates per generation
@@ -56,7 +58,7 @@ class DFOLoRAConfig:
     fw_sparks: int = 50
     fw_gaussian: int = 5
     fw_min_amplitude: float = 0.0  # 0: Tan & Zhu; > 0: EFWA's floor on the amplitudes
-    layers: tuple | None = None
+    layers: tuple[int, ...] | None = None
     budget: int = 8000             # API calls on the training set, over all layers
     loss: str = "ce"
     prompt_position: str = "auto"  # where the template's answer is read (adapters need no prompt)
@@ -65,25 +67,27 @@ class DFOLoRAConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        problems = [
-            (self.rank >= 1, "rank must be at least 1"),
-            (len(self.targets) >= 1 and set(self.targets) <= {"q", "k", "v"}, "targets must be among q, k, v"),
-            (self.intrinsic_dim % (2 * len(self.targets)) == 0,
-             f"intrinsic_dim must split evenly over the {2 * len(self.targets)} matrices"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
-            (self.popsize >= 2 and self.sigma > 0 and self.alpha > 0, "popsize >= 2, sigma > 0 and alpha > 0"),
-            (self.scaled in ("all", "A"), "scaled must be 'all' (the paper) or 'A' (the released code)"),
-            (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
-            (self.cache in ("layers", "none"), "cache must be 'layers' or 'none'"),
-            (self.budget >= 2 and self.eval_every >= 1, "budget >= 2 and eval_every >= 1"),
-            (self.layers is None or len(self.layers) >= 1, "layers must name at least one layer, or be None"),
-        ]
-        for ok, message in problems:
-            if not ok:
-                raise ValueError(f"DFOLoRAConfig: {message}.")
-        object.__setattr__(self, "targets", tuple(self.targets))
-        if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(int(l) for l in self.layers))
+        check_fields(self, positive=("intrinsic_dim", "sigma", "alpha", "bound", "fw_bound"),
+                     nonneg=("fw_gaussian", "fw_min_amplitude", "seed"),
+                     at_least={"rank": 1, "popsize": 2, "fw_fireworks": 1, "fw_sparks": 1, "eval_every": 1},
+                     choices={"optimizer": OPTIMIZERS, "scaled": ("all", "A"), "loss": LOSSES,
+                              "cache": ("layers", "none"), "prompt_position": ("auto", "before", "after")})
+        bad = [t for t in self.targets if t not in TARGETS]
+        if not self.targets or bad or len(set(self.targets)) < len(self.targets):
+            raise ValueError(f"DFOLoRAConfig: targets must name different projections among {TARGETS}, e.g. "
+                             f"('q', 'k'), not {self.targets!r}.")
+        if self.intrinsic_dim % (2 * len(self.targets)):
+            raise ValueError(f"DFOLoRAConfig: intrinsic_dim ({self.intrinsic_dim}) must split evenly over the "
+                             f"{2 * len(self.targets)} matrices (A and B of each target): use a multiple of "
+                             f"{2 * len(self.targets)}.")
+        if self.layers is not None and (not self.layers or len(set(self.layers)) < len(self.layers)):
+            raise ValueError(f"DFOLoRAConfig: layers must name at least one layer, each once (or be None for all), "
+                             f"not {self.layers!r}.")
+        first = self.popsize if self.optimizer == "cma" else self.fw_fireworks
+        if self.budget < 1 + first:
+            raise ValueError(f"DFOLoRAConfig: budget ({self.budget}) must cover the starting adapters' call and one "
+                             f"generation ({first} calls with optimizer={self.optimizer!r}), at least {1 + first}; "
+                             "a smaller budget tunes nothing.")
 
     @classmethod
     def paper(cls, seed: int = 42) -> "DFOLoRAConfig":
@@ -98,9 +102,15 @@ class DFOLoRAConfig:
                    optimizer=optimizer, seed=seed)
 
     def resolve_layers(self, num_layers: int) -> list[int]:
-        layers = sorted({l % num_layers for l in self.layers} if self.layers is not None else range(num_layers))
-        if self.layers is not None and any(not -num_layers <= l < num_layers for l in self.layers):
+        """The adapted layers of a model of num_layers, sorted (checked when a run starts)."""
+        if self.layers is None:
+            return list(range(num_layers))
+        if any(not -num_layers <= l < num_layers for l in self.layers):
             raise ValueError(f"DFOLoRAConfig.layers: the model has layers 0..{num_layers - 1}, got {self.layers}.")
+        layers = sorted({l % num_layers for l in self.layers})
+        if len(layers) < len(self.layers):
+            raise ValueError(f"DFOLoRAConfig.layers: {self.layers} name the same layer twice on a model of "
+                             f"{num_layers} layers (negative indices count from the top); name each layer once.")
         return layers
 
 

@@ -14,8 +14,8 @@ heart is the loop every chapter shows::
         X = opt.ask()
         opt.tell(X, evaluate(X)[0])
 
-A stopped run keeps what it found: Ctrl-C, ``BudgetExceededError`` or an exception in a callback
-end the loop, and the trace (best z so far, history) is returned with ``stop`` saying why.
+A stopped run keeps what it found: Ctrl-C, ``BudgetExceededError``, a candidate with NaN logits or an
+exception in a callback end the loop, and the trace (best z so far, history) is returned with ``stop`` saying why.
 ``checkpoint="file"`` writes the run's state every few generations, atomically; ``resume="file"``
 rebuilds it without an API call (the optimizer is told the recorded losses again, which rebuilds
 its state exactly) and goes on, to the same end as a run never stopped. A ``resume`` file that does not
@@ -36,6 +36,7 @@ import numpy as np
 
 from . import calibration as calib, checkpoints as ckpt
 from .api import BudgetExceededError, evaluate as evaluate_prompt
+from .checks import NonFiniteLogitsError
 from .results import Result
 
 
@@ -210,10 +211,12 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
         trace.stop, trace.interrupted = {"interrupted": "KeyboardInterrupt (Ctrl-C)"}, True
     except BudgetExceededError as err:
         trace.stop = {"budget error": str(err)}
+    except NonFiniteLogitsError as err:  # a diverged candidate: the run ends with the best found before it
+        trace.stop = {"non-finite logits": str(err)}
     finally:
         if bar is not None:  # full when the run ended for a good reason, short when it was cut
             bar.close(ok=sys.exc_info()[0] is None and not trace.interrupted
-                      and not {"budget error", "callback error", "checkpoint error"} & set(trace.stop))
+                      and not {"budget error", "callback error", "checkpoint error", "non-finite logits"} & set(trace.stop))
     trace.calls = count()
     if not trace.stop:
         trace.stop = opt.stop() or {"budget": f"{trace.calls} of {budget} calls used"}

@@ -191,11 +191,12 @@ class ResultFileError(ValueError):
     """A saved result folder is damaged: a file is missing, unreadable, or does not match its checksum."""
 
 
-def load_result(path: str | Path, task=None) -> Result:
+def load_result(path: str | Path, task=None, model=None) -> Result:
     """Load a saved result; ``result.prompt`` rebuilds the tuned prompt from z and the projection seeds, and
     ``result.task_definition`` the task it was tuned on. With ``task`` (the ``Task`` you will evaluate it
     with), a warning says what differs from the saved definition: a prompt tuned for one template or set
-    of label words is not meant for another.
+    of label words is not meant for another. With ``model`` (the LM you will evaluate it with), a warning
+    says when it is not the one the result was tuned with.
 
     The checksums in ``result.json`` are verified, so a folder whose files do not belong together
     (edited, truncated, or from two runs) is refused with :class:`ResultFileError`. They cover z.npz,
@@ -240,6 +241,9 @@ def load_result(path: str | Path, task=None) -> Result:
     res = Result(z=z, classifier=_load_classifier(path, meta, checksums, redo), **meta)
     if task is not None:
         _compare_task(res, task, path)
+    if model is not None:
+        from .checks import warn_model
+        warn_model(res, model, path)
     return res
 
 

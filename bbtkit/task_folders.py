@@ -9,13 +9,16 @@ label), and optionally ``labels.json`` and a full ``train.jsonl``.
 """
 from __future__ import annotations
 
+import numbers
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .data import LAYOUT, Examples, load_examples, task_folder
+from .checks import labels_in_range
+from .data import LAYOUT, Examples, _folder_classes, load_examples, task_folder
 from .tasks import LabelWordError, Task, get_task
 
 _FEWSHOT = re.compile(r"^(\d+)-(\d+)$")
@@ -52,6 +55,8 @@ def check_task_folder(folder, task=None, model=None, *, max_length: int = 256) -
     each label in every few-shot split, a second text where the template asks for one, and, given a
     model, single-token label words and inputs that fit ``max_length``."""
     task = get_task(task) if task is not None else None
+    if isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral) or max_length < 1:
+        raise ValueError(f"check_task_folder: max_length must be a whole number of tokens >= 1, not {max_length!r}.")
     try:
         name, path, n_classes = task_folder(folder if folder is not None else task)
     except (FileNotFoundError, ValueError) as e:
@@ -59,6 +64,10 @@ def check_task_folder(folder, task=None, model=None, *, max_length: int = 256) -
         report.problems.append(str(e))
         return report
     report = FolderReport(path)
+    named = _folder_classes(path) if (path / "labels.json").is_file() else None
+    if task is not None and named is not None and named != task.num_classes:
+        report.problems.append(f"labels.json names {named} classes, but task {task.name!r} has {task.num_classes} "
+                               f"({', '.join(task.class_names)}): make them agree.")
     n_classes = task.num_classes if task is not None else n_classes
     files = {"test.jsonl": path / "test.jsonl"}
     splits = sorted((p for p in (path / "fewshot").glob("*") if p.is_dir() and _FEWSHOT.match(p.name)),
@@ -96,13 +105,26 @@ def check_task_folder(folder, task=None, model=None, *, max_length: int = 256) -
                                 f"{m.group(1)} of each.")
         if rel == "test.jsonl" and 0 in counts:
             report.notes.append(f"test.jsonl has no example of label(s) {[c for c, n in enumerate(counts) if n == 0]}.")
+    _check_overlap(report, loaded)
     if task is not None:
         _check_against_task(report, task, loaded, model, max_length)
-    if "test.jsonl" in loaded and task is not None:
+    test_ok = "test.jsonl" in loaded and not any(p.startswith("test.jsonl has labels") for p in report.problems)
+    if test_ok and task is not None:
         ref = reference_scores(task, loaded["test.jsonl"])
         report.notes.append(f"to beat on test ({task.metric}): chance {ref['chance']:.3f}, always the majority "
                             f"class {ref['majority']:.3f}.")
     return report
+
+
+def _check_overlap(report: FolderReport, loaded: dict[str, Examples]) -> None:
+    """A dev file that is a copy of its train file, or a test file that is a copy of any other."""
+    rows = {rel: Counter((e.text_a, e.text_b, e.label) for e in ex) for rel, ex in loaded.items()}
+    pairs = [(rel.replace("/dev.jsonl", "/train.jsonl"), rel) for rel in rows if rel.endswith("/dev.jsonl")]
+    pairs += [(rel, "test.jsonl") for rel in rows if rel != "test.jsonl"]
+    for a, b in pairs:
+        if a in rows and b in rows and rows[a] == rows[b]:
+            report.problems.append(f"{b} holds the same examples as {a}: it must be other data (dev selects on "
+                                   "examples it was not tuned on, test measures on unseen ones).")
 
 
 def _check_against_task(report: FolderReport, task, loaded: dict[str, Examples], model, max_length: int) -> None:
@@ -124,9 +146,16 @@ def _check_against_task(report: FolderReport, task, loaded: dict[str, Examples],
     from .templates import encode_example
 
     for rel, ex in loaded.items():
-        cut = [encode_example(model, task, e, 0, "before", max_length).cut for e in ex]
+        enc = [encode_example(model, task, e, 0, "before", max_length) for e in ex]
+        cut, longest = [e.cut for e in enc], max(len(e.ids) for e in enc)
         n = sum(c > 0 for c in cut)
-        if n:
+        if longest > max_length:
+            report.problems.append(f"{rel}: max_length={max_length} is too small for the template; formatted "
+                                   f"examples need up to {longest} tokens. Pass a larger max_length.")
+        elif n == len(ex):
+            report.problems.append(f"{rel}: every input is longer than max_length={max_length} tokens and would be "
+                                   f"cut (the longest by {max(cut)}); pass a larger max_length.")
+        elif n:
             report.notes.append(f"{rel}: {n} of {len(ex)} inputs are longer than max_length={max_length} tokens "
                                 f"and would be cut (the longest by {max(cut)}); pass a larger max_length to keep them.")
 
@@ -136,9 +165,12 @@ def reference_scores(task, examples, draws: int = 1000) -> dict[str, float]:
     random label (1/classes for accuracy; for F1 and macro-F1 the mean over ``draws`` seeded draws), and
     ``majority``, always the most frequent label of ``examples``."""
     task = get_task(task)
+    if isinstance(draws, bool) or not isinstance(draws, numbers.Integral) or draws < 1:
+        raise ValueError(f"reference_scores: draws must be a whole number >= 1, not {draws!r}.")
     labels = np.asarray([e.label for e in examples])
     if labels.size == 0:
         raise ValueError("reference_scores needs at least one example.")
+    labels_in_range(labels, task)
     rng = np.random.default_rng(0)
     chance = 1 / task.num_classes if task.metric == "accuracy" else np.mean(
         [task.score(rng.integers(task.num_classes, size=labels.size), labels) for _ in range(draws)])

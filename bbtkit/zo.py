@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bbt import BBTConfig, run_shallow
+from .fields import check_fields
 
 Direction = tuple  # ((seed, weight), ...): the vector sum(weight * N(0, I) drawn from seed)
 METHODS = ("zo-sgd", "zo-gv", "zo-greedy")
@@ -206,15 +207,25 @@ class ZOConfig(BBTConfig):
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        checks = [(self.optimizer in METHODS, f"optimizer must be one of {METHODS}, not {self.optimizer!r}"),
-                  (self.form in FORMS, f"form must be one of {FORMS}, not {self.form!r}"),
-                  (self.eps > 0 and self.lr >= 0, "eps must be positive and lr non-negative"),
-                  (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-                  (self.samples >= 2, "samples (M) must be at least 2")]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"ZOConfig: {message}.")
+        check_fields(self, positive=("eps",), nonneg=("lr", "momentum", "weight_decay"), at_least={"samples": 2},
+                     between={"top": (0, 1)}, choices={"optimizer": METHODS, "form": FORMS})
+        super().__post_init__()  # BBT's fields, then the budget (ZO's own rule, below)
+        if self.momentum >= 1:
+            raise ValueError(f"ZOConfig: momentum must be below 1 (0 = plain ZO-SGD), not {self.momentum!r}.")
+        if self.form == "code" and self.optimizer != "zo-gv":
+            raise ValueError("ZOConfig: form='code' is the released code of prior-guided ZO: use it with "
+                             "optimizer='zo-gv'.")
+        sampled = self.optimizer != "zo-sgd" and self.form == "paper"
+        if sampled and not (0 < self.top < 1 and int(self.top * self.samples) >= 1):
+            raise ValueError(f"ZOConfig: top must be strictly between 0 and 1 with floor(top * samples) >= 1 for "
+                             f"{self.optimizer}, not top={self.top} with samples={self.samples}.")
+
+    def _check_budget(self) -> None:
+        """ZO has no population: the budget must cover one step (its samples, then the two-point estimate)."""
+        step = 2 if self.optimizer == "zo-sgd" else (4 if self.form == "code" else self.samples + 2)
+        if self.budget < step:
+            raise ValueError(f"ZOConfig: budget ({self.budget}) must cover one step of {self.optimizer} ({step} "
+                             "calls); popsize is not used by ZO. A smaller budget tunes nothing.")
 
     @classmethod
     def paper(cls, seed: int = 42, optimizer: str = "zo-sgd") -> "ZOConfig":

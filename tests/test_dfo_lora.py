@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import bbtkit as bk
 from bbtkit.data import Example, Examples, Split
@@ -101,3 +102,69 @@ def test_fireworks_pictures_and_the_widget_build():
     assert len(frames) == 3 and all(len(f["sparks"]) == len(f["parent"]) for f in frames)
     assert frames[-1]["best"] <= frames[0]["best"]
     plots.fireworks_frame(frames[0], rosenbrock)
+
+
+# --- bad settings say what to do (issue 29, items 10 and 20) ----------------------------------------
+@pytest.mark.parametrize("bad,message", [
+    ({"layers": (0.7,)}, r"layers\[0\] must be an int"),
+    ({"layers": (0, 0)}, "layers must name at least one layer, each once"),
+    ({"layers": 0}, "layers must be a tuple"),
+    ({"budget": 2}, r"budget \(2\) must cover the starting adapters' call and one generation .* at least 21"),
+    ({"budget": 5, "optimizer": "fireworks"}, r"budget \(5\) .*\(5 calls with optimizer='fireworks'\), at least 6"),
+    ({"intrinsic_dim": 0}, "intrinsic_dim must be positive"),
+    ({"intrinsic_dim": -4}, "intrinsic_dim must be positive"),
+    ({"bound": -1}, "bound must be positive"),
+    ({"targets": ("q", "q")}, "targets must name different projections"),
+    ({"targets": "qk"}, "targets must be a tuple"),
+])
+def test_bad_fields_are_refused_with_the_field_named(bad, message):
+    with pytest.raises(ValueError, match="DFOLoRAConfig: " + message):
+        bk.DFOLoRAConfig(**bad)
+
+
+def test_layers_that_name_one_layer_twice_on_this_model_are_refused_when_the_run_starts(split):
+    lm = bk.tiny_model("llama", layers=2)
+    cfg = small(layers=(0, -2))  # 0 and -2 are both layer 0 of a 2-layer model
+    with pytest.raises(ValueError, match=r"\(0, -2\) name the same layer twice on a model of 2 layers"):
+        bk.run_dfo_lora(lm, "sst2", split, cfg, display=False)
+    assert small(layers=(0, -1)).resolve_layers(2) == [0, 1]
+
+
+_NAN = st.sampled_from([float("nan"), float("inf"), -float("inf")])
+_WRONG = {int: st.one_of(st.text(max_size=3), st.booleans(), st.none(),
+                         st.floats(allow_nan=False).filter(lambda v: not v.is_integer())),
+          float: st.one_of(st.text(max_size=3), st.booleans(), st.none(), _NAN),
+          str: st.one_of(st.integers(), st.floats(), st.none()),
+          tuple: st.one_of(st.integers(), st.floats(allow_nan=False), st.text(min_size=1, max_size=3))}
+DFO_OUT_OF_RANGE = {
+    "rank": st.integers(max_value=0), "intrinsic_dim": st.integers(max_value=0), "popsize": st.integers(max_value=1),
+    "sigma": st.floats(max_value=0), "alpha": st.floats(max_value=0), "bound": st.floats(max_value=0),
+    "fw_bound": st.floats(max_value=0), "fw_fireworks": st.integers(max_value=0), "fw_sparks": st.integers(max_value=0),
+    "fw_gaussian": st.integers(max_value=-1), "fw_min_amplitude": st.floats(max_value=-1e-9),
+    "budget": st.integers(max_value=20), "eval_every": st.integers(max_value=0), "seed": st.integers(max_value=-1),
+    "optimizer": st.text(max_size=5), "scaled": st.text(max_size=5), "loss": st.text(max_size=5),
+    "cache": st.text(max_size=5), "prompt_position": st.text(max_size=5),
+    "layers": st.one_of(st.just(()), st.lists(st.integers(-3, 3), min_size=2).filter(lambda l: len(set(l)) < len(l))),
+    "targets": st.one_of(st.just(()), st.lists(st.sampled_from("qkvo"), min_size=1).filter(
+        lambda t: "o" in t or len(set(t)) < len(t))),
+}
+
+
+def _kind(cls, name):
+    """The plain type of a field, read from its default (tuple for layers and targets; bound is a float)."""
+    value = getattr(cls(), name)
+    return tuple if name in ("layers", "targets") else type(value) if value is not None else float
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_random_wrong_or_out_of_range_values_name_the_field(data):
+    """Property: any one field of the wrong type, non-finite, or out of its range is a ValueError naming it."""
+    name = data.draw(st.sampled_from(sorted(DFO_OUT_OF_RANGE)))
+    kind = _kind(bk.DFOLoRAConfig, name)
+    value = data.draw(st.one_of(DFO_OUT_OF_RANGE[name], _WRONG[kind]).filter(
+        lambda v: not (v is None and name in ("bound", "layers"))
+        and not (isinstance(v, str) and v in ("cma", "fireworks", "all", "A", "ce", "hinge", "neg_metric", "layers",
+                                              "none", "auto", "before", "after"))))
+    with pytest.raises(ValueError, match=rf"^DFOLoRAConfig[:.] ?{name}\b"):
+        bk.DFOLoRAConfig(**{name: value})

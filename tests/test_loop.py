@@ -191,3 +191,26 @@ def test_every_registered_method_has_presets_and_a_run_function():
             assert cfg.budget == 60
     with pytest.raises(ValueError, match="registered methods"):
         bk.get_method("lora")
+
+
+def test_a_candidate_with_nan_logits_ends_the_run_and_keeps_its_best():
+    """A diverged candidate (the API refuses NaN or inf logits, uncharged) stops the run with the reason;
+    what the generations before it found is kept."""
+    from bbtkit.checks import NonFiniteLogitsError
+
+    opt = CMA(3, 1.0, popsize=4, seed=0)
+
+    class API:
+        calls = 0
+
+    api = API()
+
+    def evaluate(X):
+        if api.calls >= 8:
+            raise NonFiniteLogitsError("Candidate 0 of 4 gives NaN or inf logits")
+        api.calls += len(X)
+        return np.sum(np.square(X), 1)
+
+    trace = bk.tune(evaluate, opt, budget=100, api=api)
+    assert trace.stop == {"non-finite logits": "Candidate 0 of 4 gives NaN or inf logits"}
+    assert trace.calls == 8 and len(trace.history) == 2 and np.isfinite(trace.best_loss)

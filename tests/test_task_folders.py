@@ -129,3 +129,73 @@ def test_reference_scores_are_chance_and_the_majority_class():
     f1 = bk.reference_scores(dataclasses.replace(ENT, metric="f1"), ex)
     assert f1["majority"] == 0.0  # always class 0: no true positive of class 1
     assert abs(f1["chance"] - 0.30625) < 0.03  # the mean F1 over all 16 equally likely guesses
+
+
+# --- what the checker and the reference scores must not miss (issue 29, items 14, 15, 17, 26, 29) -------
+def test_the_folder_checker_reports_class_count_copies_and_a_max_length_too_small(folder):
+    lm = bk.tiny_model("gpt2")
+    (folder / "labels.json").write_text('["entailment", "neutral", "contradiction"]')
+    report = bk.check_task_folder(folder, ENT)
+    assert "labels.json names 3 classes, but task 'toyent' has 2" in str(report)
+    (folder / "labels.json").write_text('["entailment", "not"]')
+    write(folder / "fewshot" / "2-1" / "dev.jsonl", PAIRS[:4])  # the same examples as its train.jsonl
+    write(folder / "train.jsonl", PAIRS)                       # the same as test.jsonl
+    text = str(bk.check_task_folder(folder, ENT))
+    assert "fewshot/2-1/dev.jsonl holds the same examples as fewshot/2-1/train.jsonl" in text
+    assert "test.jsonl holds the same examples as train.jsonl" in text
+    assert "fewshot/2-2/dev.jsonl holds" not in text  # its own dev is other data
+    (folder / "train.jsonl").unlink()
+    write(folder / "fewshot" / "2-1" / "dev.jsonl", PAIRS[4:8])
+    assert bk.check_task_folder(folder, ENT, lm).ok
+    write(folder / "test.jsonl", [(" ".join([a] * 10), b, y) for a, b, y in PAIRS])  # every input over 24 tokens
+    short = bk.check_task_folder(folder, ENT, lm, max_length=24)
+    assert not short.ok and "test.jsonl: every input is longer than max_length=24" in str(short)
+    tiny = bk.check_task_folder(folder, ENT, lm, max_length=2)
+    assert "max_length=2 is too small for the template" in str(tiny)
+    with pytest.raises(ValueError, match="max_length must be a whole number"):
+        bk.check_task_folder(folder, ENT, max_length=0)
+
+
+def test_a_negative_label_is_a_problem_in_the_report_not_a_numpy_error(folder):
+    write(folder / "test.jsonl", PAIRS[:3] + [("a dog", "a cat", -1)])
+    report = bk.check_task_folder(folder, ENT)
+    assert not report.ok and "test.jsonl has labels [-1] outside 0..1" in str(report)
+    assert "to beat on test" not in str(report)  # no reference scores from labels the task does not have
+
+
+def test_reference_scores_refuse_no_draws_and_labels_of_another_task():
+    ex = bk.Examples([bk.Example("a", None, y) for y in [0, 0, 1]])
+    with pytest.raises(ValueError, match="draws must be a whole number >= 1, not 0"):
+        bk.reference_scores(dataclasses.replace(ENT, metric="f1"), ex, draws=0)
+    with pytest.raises(ValueError, match="draws"):
+        bk.reference_scores("sst2", ex, draws=0)
+    agnews_like = bk.Examples([bk.Example("a", None, y) for y in [0, 1, 2, 3]])
+    with pytest.raises(ValueError, match=r"labels \[2, 3\] outside 0..1, the 2 classes of task 'sst2'"):
+        bk.reference_scores("sst2", agnews_like)
+
+
+def test_a_result_loaded_for_another_model_warns(tmp_path):
+    from bbtkit.checks import ModelMismatchWarning
+    from bbtkit.projection import Projection
+    from bbtkit.results import Result
+
+    res = Result(method="bbt", task="sst2", model="tiny-gpt2", config={}, z=np.zeros((1, 4)),
+                 projections=[Projection(4, 2 * 32, 0)], n_tokens=2, hidden=32, layers=[0], num_layers=2,
+                 position="after")
+    path = res.save(tmp_path / "run")
+    with pytest.warns(ModelMismatchWarning, match="tuned with model 'tiny-gpt2', not 'tiny-llama'") as rec:
+        bk.load_result(path, model=bk.tiny_model("llama"))
+    assert rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bk.load_result(path, task="sst2", model=bk.tiny_model("gpt2"))  # the same model: no warning
+
+
+def test_download_without_datasets_prints_one_sentence_and_fails(tmp_path, monkeypatch, capsys):
+    import sys
+    from bbtkit.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets raises ImportError
+    assert main(["download", "sst2", "--dest", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "needs the `datasets` package: pip install datasets" in err and "Traceback" not in err

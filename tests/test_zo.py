@@ -1,9 +1,11 @@
 """Zeroth-order SGD and its prior-guided forms: the estimators, their cost in calls, determinism, and
 the black-box method on BBT's space."""
 import dataclasses
+import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import bbtkit as bk
 from bbtkit import leaderboard as lb
@@ -188,3 +190,43 @@ def test_curves_over_seeds_take_the_best_value_so_far_on_a_common_grid():
                {"calls": 8, "best_loss": 1.2, "dev_metric": 0.7}, {"calls": 12, "best_loss": 0.4, "dev_metric": 0.6}]
     np.testing.assert_array_equal(so_far(history, "best_loss", [0, 4, 10, 12]), [np.nan, 0.9, 0.9, 0.4])
     np.testing.assert_array_equal(so_far(history, "dev_metric", [0, 10, 12], max), [0.5, 0.7, 0.7])
+
+
+# --- ZO's own budget rule and field checks (issue 29, item 21) -------------------------------------------
+def test_zo_needs_a_budget_of_one_step_not_one_cma_generation(toy_split):
+    assert ZOConfig(budget=3).budget == 3  # popsize (20) is not ZO's: 2 calls make a ZO-SGD step
+    with pytest.raises(ValueError, match=r"ZOConfig: budget \(1\) must cover one step of zo-sgd \(2 calls\); "
+                                         "popsize is not used"):
+        ZOConfig(budget=1)
+    with pytest.raises(ValueError, match=r"budget \(9\) must cover one step of zo-gv \(10 calls\)"):
+        ZOConfig(optimizer="zo-gv", budget=9)  # M = 8 samples, then the two points
+    assert ZOConfig(optimizer="zo-gv", form="code", budget=4).budget == 4
+    cfg = dataclasses.replace(small(), budget=3, eval_every=2)
+    res = run_zo(bk.tiny_model("llama"), "sst2", toy_split, cfg, display=False)
+    assert res.api_calls == 2 and res.stop["steps"] == 1
+
+
+ZO_OUT_OF_RANGE = {
+    "eps": st.one_of(st.floats(max_value=0), st.sampled_from([math.nan, math.inf])),
+    "lr": st.one_of(st.floats(max_value=-1e-9), st.sampled_from([math.nan, math.inf])),
+    "samples": st.integers(max_value=1), "top": st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=1 + 1e-9)),
+    "momentum": st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=1)),
+    "weight_decay": st.floats(max_value=-1e-9), "budget": st.integers(max_value=1),
+    "optimizer": st.text(max_size=6).filter(lambda t: t not in ("zo-sgd", "zo-gv", "zo-greedy")),
+    "form": st.text(max_size=6).filter(lambda t: t not in ("paper", "code")),
+}
+WRONG_TYPE = {int: st.one_of(st.text(max_size=3), st.booleans(), st.none(),
+                             st.floats(allow_nan=False).filter(lambda v: not v.is_integer())),
+              float: st.one_of(st.text(max_size=3), st.booleans(), st.none()),
+              str: st.one_of(st.integers(), st.floats(), st.none())}
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_random_wrong_or_out_of_range_values_name_the_field(data):
+    """Property: any one of ZO's own fields (or the budget) of the wrong type or out of range is a ValueError
+    that names it."""
+    name = data.draw(st.sampled_from(sorted(ZO_OUT_OF_RANGE)))
+    value = data.draw(st.one_of(ZO_OUT_OF_RANGE[name], WRONG_TYPE[type(getattr(ZOConfig(), name))]))
+    with pytest.raises(ValueError, match=rf"^ZOConfig: {name}\b"):
+        ZOConfig(**{name: value})
