@@ -43,13 +43,18 @@ def _outside_stacklevel() -> int:
     return level
 
 
+def first_nonfinite(t: torch.Tensor) -> int | None:
+    """The first candidate (along dim 0) holding NaN or inf, or None."""
+    bad = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(-1)
+    return int(bad.nonzero()[0, 0]) if bad.any() else None
+
+
 def finite_prompts(p: torch.Tensor) -> None:
     """Refuse candidate prompts (pop, ..., H) that hold NaN or inf, naming the first bad candidate."""
     if p.shape[0] == 0:
         raise ValueError("The population is empty (0 candidate prompts); pass at least one prompt.")
-    bad = ~torch.isfinite(p.reshape(p.shape[0], -1)).all(-1)
-    if bad.any():
-        k = int(bad.nonzero()[0, 0])
+    k = first_nonfinite(p)
+    if k is not None:
         raise ValueError(f"Candidate prompt {k} of {p.shape[0]} holds NaN or inf values, which would give a "
                          "meaningless metric; nothing was evaluated or charged. Check what produced it "
                          "(e.g. a diverged optimizer or a step size too large).")
@@ -123,9 +128,8 @@ def adapter_weights(weights, scale) -> tuple[dict, float]:
                 raise ValueError(f"Adapter {target} of layer {layer}: A must be (pop, r, in) and B (pop, out, r) "
                                  f"with one rank r, got {tuple(A.shape)} and {tuple(B.shape)}.")
             for name, T in (("A", A), ("B", B)):
-                bad = ~torch.isfinite(T.reshape(T.shape[0], -1)).all(-1)
-                if bad.any():
-                    k = int(bad.nonzero()[0, 0])
+                k = first_nonfinite(T)
+                if k is not None:
                     raise ValueError(f"Adapter {target} of layer {layer}: {name} of candidate {k} holds NaN or inf "
                                      "values, which would give a meaningless metric; nothing was evaluated or charged.")
     return out, float(scale)
@@ -159,12 +163,11 @@ class NonFiniteLogitsError(ValueError):
 def finite_logits(logits: torch.Tensor) -> None:
     """Refuse to score logits (pop, batch, classes) that hold NaN or inf: finite but huge prompt or adapter
     values (say 1e30) overflow inside the forward, and NaN logits would score as a plausible 0.5."""
-    bad = ~torch.isfinite(logits.reshape(logits.shape[0], -1)).all(-1)
-    if bad.any():
-        k = int(bad.nonzero()[0, 0])
-        raise NonFiniteLogitsError(f"Candidate {k} of {logits.shape[0]} gives NaN or inf logits: its prompt or adapter values "
-                         "are so large that the forward pass overflowed. Nothing was scored or charged; use values "
-                         "of the size of the model's own (see BlackBoxLM.value_scales).")
+    k = first_nonfinite(logits)
+    if k is not None:
+        raise NonFiniteLogitsError(f"Candidate {k} of {logits.shape[0]} gives NaN or inf logits: its prompt or adapter "
+                                   "values are so large that the forward pass overflowed. Nothing was scored or "
+                                   "charged; use values of the size of the model's own (see BlackBoxLM.value_scales).")
 
 
 class ModelMismatchWarning(UserWarning):
