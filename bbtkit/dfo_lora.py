@@ -23,8 +23,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-
 from .api import BlackBoxLM, evaluate
+from .fields import check_fields
 from .fireworks import Fireworks
 from .loop import to_result, tune
 from .objectives import LOSSES, Loss
@@ -32,7 +32,6 @@ from .optimizers import CMA, Layerwise
 from .projection import Projection, normal_std
 from .runtime import set_seed
 from .spaces import LoRASpace
-from .fields import check_fields
 from .tasks import get_task
 
 OPTIMIZERS = ("cma", "fireworks")
