@@ -161,6 +161,7 @@ def run_dfo_lora(model, task, split, cfg: DFOLoRAConfig | None = None, *, displa
     def dev(z) -> float:
         out = dev_api(adapters=space.adapters(z))
         return task.score(out.logits[0].argmax(-1).numpy(), dev_api.labels.numpy())
+    dev.api = dev_api  # what tune's checkpoints record of the dev split
 
     def score_test(res, model, task, split) -> None:
         res.test_metric = evaluate(model, task, split.test, position=res.position, adapters=res.adapters)
