@@ -226,7 +226,7 @@ def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool =
                  api=p.train, dev=dev, eval_every=cfg.eval_every, refresh=refresh,
                  refresh_every=cfg.phase_generations or len(p.space.layers), stateful=joint, tag={"phase": "prompts"},
                  callback=callback, display=display, desc=f"AJO {p.task.name}", checkpoint=checkpoint,
-                 resume=resume, fingerprint={"method": "ajo", **asdict(cfg)})
+                 resume=resume, fingerprint={"method": "ajo", **asdict(cfg)}, select_se=cfg.select_se)
     if trace.best_state is not None:
         joint.load_snapshot(trace.best_state)  # f as it was at the selected prompt
     extra = {"cache_seconds": p.train.cache_seconds, "layer_scales": p.scales.tolist(), "train_loss": p.opt.incumbent,

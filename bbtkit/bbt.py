@@ -39,12 +39,13 @@ class BBTConfig:
     prompt_position: str = "auto"  # "before": placeholder tokens before the input (the papers, MLMs);
                                    # "after": the template tokens after the input (causal LMs, fast)
     eval_every: int = 100          # dev metric every this many API calls; the best dev prompt is kept
+    select_se: float = 0.0         # a tuned z must beat the start on dev by > this many standard errors (bbtkit.selection)
     seed: int = 42                 # seeds the projection and CMA-ES
     calibration: str | None = None # calibrate label-word logits in the loss, dev and test:
                                    # "champion" (competition winner), "contextual", or None
 
     def __post_init__(self) -> None:
-        check_fields(self, positive=("sigma", "bound", "alpha"),
+        check_fields(self, positive=("sigma", "bound", "alpha"), nonneg=("select_se",),
                      at_least={"n_prompt_tokens": 1, "intrinsic_dim": 1, "popsize": 2, "eval_every": 1},
                      choices={"calibration": CALIBRATIONS, "loss": LOSSES, "projection": KINDS,
                               "prompt_position": ("auto", "before", "after")})
@@ -95,7 +96,8 @@ def run_shallow(method: str, make_optimizer, model, task, split, cfg: BBTConfig,
     dev = DevScore(space, dev_api, task, model, split.train, cfg.calibration, train.position)
     trace = tune(lambda X: loss(train(space.candidates(X))), make_optimizer(cfg), budget=cfg.budget, api=train,
                  dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method} {task.name}",
-                 checkpoint=checkpoint, resume=resume, fingerprint={"method": method, **asdict(cfg)})
+                 checkpoint=checkpoint, resume=resume, fingerprint={"method": method, **asdict(cfg)},
+                 select_se=cfg.select_se)
     return to_result(method, model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test)
 
 

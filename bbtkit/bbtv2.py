@@ -135,7 +135,8 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
     dev = DevScore(p.space, p.dev_api, p.task, model, split.train, cfg.calibration, p.train.position)
     trace = tune(lambda Z: loss(p.train(p.space.candidates(Z))), p.opt, budget=cfg.budget, api=p.train, dev=dev,
                  eval_every=cfg.eval_every, callback=callback, display=display, desc=f"BBTv2 {p.task.name}",
-                 checkpoint=checkpoint, resume=resume, fingerprint={"method": "bbtv2", **asdict(cfg)})
+                 checkpoint=checkpoint, resume=resume, fingerprint={"method": "bbtv2", **asdict(cfg)},
+                 select_se=cfg.select_se)
     extra = {"cache_seconds": p.train.cache_seconds, "layer_scales": p.scales.tolist(), "train_loss": p.opt.incumbent}
     return to_result("bbtv2", model, p.task, split, cfg, p.space, trace, p.train, t0, evaluate_test=evaluate_test,
                      extra=extra)

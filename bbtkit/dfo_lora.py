@@ -63,11 +63,12 @@ class DFOLoRAConfig:
     prompt_position: str = "auto"  # where the template's answer is read (adapters need no prompt)
     cache: str = "layers"          # "layers": run only the layers from the one being tuned up; "none"
     eval_every: int = 100
+    select_se: float = 1.0         # keep B = 0 unless tuned adapters beat it on dev by > this many standard errors
     seed: int = 42
 
     def __post_init__(self) -> None:
         check_fields(self, positive=("intrinsic_dim", "sigma", "alpha", "bound", "fw_bound"),
-                     nonneg=("fw_gaussian", "fw_min_amplitude", "seed"),
+                     nonneg=("fw_gaussian", "fw_min_amplitude", "select_se", "seed"),
                      at_least={"rank": 1, "popsize": 2, "fw_fireworks": 1, "fw_sparks": 1, "eval_every": 1},
                      choices={"optimizer": OPTIMIZERS, "scaled": ("all", "A"), "loss": LOSSES,
                               "cache": ("layers", "none"), "prompt_position": ("auto", "before", "after")})
@@ -169,7 +170,7 @@ def run_dfo_lora(model, task, split, cfg: DFOLoRAConfig | None = None, *, displa
     trace = tune(lambda Z: loss(train(adapters=space.candidates(Z))), opt, budget=cfg.budget, api=train, dev=dev,
                  eval_every=cfg.eval_every, callback=callback, display=display,
                  desc=f"DFO-LoRA ({cfg.optimizer}) {task.name}", checkpoint=checkpoint, resume=resume,
-                 fingerprint={"method": "dfo_lora", **asdict(cfg)})
+                 fingerprint={"method": "dfo_lora", **asdict(cfg)}, select_se=cfg.select_se)
     extra = {"rank": cfg.rank, "targets": list(cfg.targets), "shapes": {t: list(s) for t, s in space.shapes.items()},
              "cache_seconds": train.cache_seconds, "train_loss": opt.incumbent,
              "adapter_numbers": int(sum(p.out_dim for p in space.projections))}

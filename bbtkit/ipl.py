@@ -53,6 +53,7 @@ class IPLConfig:
     alpha: float = 1.0             # P's entries start at alpha x the word embeddings' std (model-scaled)
     prompt_position: str = "auto"  # "before" (the paper) or "after" (the template tokens, causal LMs)
     eval_every: int = 100          # dev metric every this many calls (black box) or steps (gradient)
+    select_se: float = 0.0         # a tuned z must beat the start on dev by > this many standard errors (bbtkit.selection)
     lr: float = 1e-5               # gradient: AdamW's learning rate (the paper: 1e-5)
     steps: int = 1000              # gradient: optimizer steps
     batch_size: int = 16           # gradient: examples per step
@@ -60,7 +61,7 @@ class IPLConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        check_fields(self, positive=("sigma", "alpha", "bound", "lr"), between={"warmup": (0.0, 1.0)},
+        check_fields(self, positive=("sigma", "alpha", "bound", "lr"), nonneg=("select_se",), between={"warmup": (0.0, 1.0)},
                      at_least={"n_prompt_tokens": 1, "head_size": 1, "intrinsic_dim": 1, "weight_dim": 1, "popsize": 2,
                                "eval_every": 1, "steps": 1, "batch_size": 1},
                      choices={"mode": MODES, "loss": LOSSES, "prompt_position": ("auto", "before", "after")})
@@ -131,7 +132,8 @@ def run_ipl(model, task, split, cfg: IPLConfig | None = None, *, display: bool =
     trace = tune(lambda X: loss(train(space.candidates(X, feats), per_example=True)),
                  CMA(space.dim, cfg.sigma, cfg.popsize, cfg.seed, cfg.bound), budget=cfg.budget, api=train, dev=dev,
                  eval_every=cfg.eval_every, callback=callback, display=display, desc=f"IPL {task.name}",
-                 checkpoint=checkpoint, resume=resume, fingerprint={"method": "ipl", **asdict(cfg)})
+                 checkpoint=checkpoint, resume=resume, fingerprint={"method": "ipl", **asdict(cfg)},
+                 select_se=cfg.select_se)
     extra = {"head_size": cfg.head_size, "feature_mean": space.center.tolist(), "mode": cfg.mode}
     return to_result("ipl", model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test, extra=extra)
 

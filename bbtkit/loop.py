@@ -4,7 +4,8 @@
   ``objective(api(space.candidates(X)))``;
 * an optimizer (``bbtkit.optimizers``) with ``ask``/``tell``/``stop``;
 * a dev score ``dev(z) -> metric`` for model selection (the starting point competes: a tuned z must
-  be strictly better on dev);
+  be strictly better on dev, and with ``select_se > 0`` better than the start by more than that many
+  standard errors of the start's dev score, ``bbtkit.selection``);
 
 and the loop owns the rest: the budget in API calls, a record per generation, dev selection every
 ``eval_every`` calls, the progress bar, callbacks, checkpoints, resuming and the stop reasons. Its
@@ -38,6 +39,7 @@ from . import calibration as calib, checkpoints as ckpt
 from .api import BudgetExceededError, evaluate as evaluate_prompt
 from .checks import NonFiniteLogitsError
 from .results import Result
+from .selection import Selection
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Trace:
     stop: dict = field(default_factory=dict)
     interrupted: bool = False
     best_state: dict | None = None  # what a stateful objective had at the best dev (AJO: f's weights)
+    dev_z: np.ndarray | None = None  # the z the last dev score was computed at (not a copy)
+    selection: dict = field(default_factory=dict)  # how best_z was chosen against the start (bbtkit.selection)
 
     @property
     def last(self) -> dict | None:
@@ -93,7 +97,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
          eval_every: int | None = None, refresh: Callable | None = None, refresh_every: int | None = None,
          stateful=None, tag: dict | None = None, callback: Callable | None = None, display: bool = False, desc: str = "tuning",
          checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: str | Path | None = None,
-         fingerprint: dict | None = None) -> Trace:
+         fingerprint: dict | None = None, select_se: float = 0.0) -> Trace:
     """Run ``opt`` on ``evaluate`` within ``budget`` API calls; return the :class:`Trace`.
 
     api: the training ``BlackBoxLM`` whose calls count (else one call per candidate).
@@ -105,15 +109,19 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     every generation's record (AJO: ``{"phase": "prompts"}``).
     callback(trace) runs after every generation. fingerprint: the config, which a resumed run must match
     (as well as the api's model, dtype, task and examples, and the dev scorer's examples).
+    select_se: a tuned z replaces the start only when its dev score beats the start's by more than
+    select_se standard errors of a proportion on the dev set (``bbtkit.selection``; 0: strictly better).
     """
     ckpt.check_path(checkpoint, "checkpoint")
     ckpt.check_path(resume, "resume")
     owner = ckpt.owner(api, dev, fingerprint) if checkpoint is not None or resume is not None else None
     trace, count = Trace(budget=budget), _Counter(api)
+    rule = Selection(select_se, dev)
     events: list[dict] = []  # what the optimizer was told, in order: replayed on resume
     # what a checkpoint needs besides the events; "clean": no step is half done (a Ctrl-C inside an API
     # call or a classifier phase leaves the previous checkpoint, which is consistent, in place)
-    state = {"since_refresh": 0, "refreshes": 0, "next_dev": eval_every or 0, "calls": 0, "clean": True}
+    state = {"since_refresh": 0, "refreshes": 0, "next_dev": eval_every or 0, "calls": 0, "clean": True,
+             "best_is_start": True}
     needs_incumbent = hasattr(opt, "rescore")
 
     def consider(row: dict, z, force: bool = False) -> None:
@@ -121,10 +129,12 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
             return
         if eval_every:
             state["next_dev"] = (count() // eval_every + 1) * eval_every
-        row["dev_metric"] = float(dev(z))
-        if row["dev_metric"] > trace.best_dev:  # strictly better than everything before, the start included
+        row["dev_metric"], trace.dev_z = float(dev(z)), z
+        is_start = not trace.history
+        if rule.replaces(row["dev_metric"], trace.best_dev, None if is_start else trace.history[0].get("dev_metric")):
             trace.best_dev, trace.best_z = row["dev_metric"], np.array(z, dtype=float)
             trace.best_state = stateful.snapshot() if stateful is not None else None
+            state["best_is_start"] = is_start
 
     def finish_row(row: dict, t0: float) -> None:
         row["seconds"] = time.perf_counter() - t0
@@ -225,6 +235,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
         trace.stop["classifier phases"] = state["refreshes"]
     if trace.best_z is None:  # nothing selected (no generation ran): where the optimizer stands
         trace.best_z = np.asarray(opt.final(), dtype=float)
+    trace.selection = rule.record(trace.history, trace.best_dev, state["best_is_start"])
     if checkpoint is not None and state["clean"] and "checkpoint error" not in trace.stop:
         try:
             save()
@@ -247,7 +258,8 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
                  layers=list(space.layers), num_layers=model.num_layers, position=train.position,
                  history=trace.history, dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
                  api_calls=train.calls, stop=trace.stop, classifier=classifier,
-                 extra={"seconds_per_call": train.seconds_per_call, "space": space.kind, **(extra or {})})
+                 extra={"seconds_per_call": train.seconds_per_call, "space": space.kind, **(extra or {}),
+                        **({"selection": trace.selection} if trace.selection else {})})
     if getattr(cfg, "calibration", None):
         res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
                                                     res.position).to_dict()

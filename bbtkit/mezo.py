@@ -62,11 +62,12 @@ class MeZOConfig:
     loss: str = "ce"
     prompt_position: str = "auto"
     eval_every: int = 50           # dev metric every this many forward passes; the best is kept
+    select_se: float = 0.0         # a tuned z must beat the start on dev by > this many standard errors (bbtkit.selection)
     adam_lr: float | None = None   # the backprop reference's learning rate (None: per params, see adam_default)
     seed: int = 42
 
     def __post_init__(self) -> None:
-        check_fields(self, positive=("eps", "lora_alpha", "adam_lr"), nonneg=("lr", "weight_decay"),
+        check_fields(self, positive=("eps", "lora_alpha", "adam_lr"), nonneg=("lr", "weight_decay", "select_se"),
                      at_least={"budget": 2, "batch_size": 1, "samples": 1, "lora_rank": 1, "n_prompt_tokens": 1,
                                "eval_every": 1},
                      between={"top": (0.0, 1.0)},
@@ -154,8 +155,10 @@ def run_mezo(model, task, split, cfg: MeZOConfig | None = None, *, display: bool
                  weight_decay=cfg.weight_decay, seed=cfg.seed)
         loss = train_loss(model, task, split, cfg, fw, prompt, lambda: opt.steps)
         dev = lambda _step: evaluate(model, task, split.dev, prompt, position=fw.position)  # noqa: E731
+        dev.examples = split.dev  # the dev set's size sets the selection rule's standard error
         trace = tune(lambda X: params.losses(X, loss), opt, budget=cfg.budget, dev=dev, eval_every=cfg.eval_every,
-                     callback=callback, display=display, desc=f"mezo ({cfg.params}) {task.name}")
+                     callback=callback, display=display, desc=f"mezo ({cfg.params}) {task.name}",
+                     select_se=cfg.select_se)
         best = int(trace.best_z[0])
         params.rewind(best)  # back to the selected step (up to rounding; kept() restores the start exactly)
         res = Result(method="mezo", task=task, model=model.name, config=asdict(cfg), z=np.array([[best]]),
@@ -163,7 +166,8 @@ def run_mezo(model, task, split, cfg: MeZOConfig | None = None, *, display: bool
                      position=fw.position, history=trace.history, api_calls=trace.calls, stop=trace.stop,
                      dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
                      extra={"params": cfg.params, "updates": params.log[:best], "trained_tensors": len(tensors),
-                            "trained_numbers": int(sum(t.numel() for t in tensors.values()))})
+                            "trained_numbers": int(sum(t.numel() for t in tensors.values())),
+                            **({"selection": trace.selection} if trace.selection else {})})
         if evaluate_test and not trace.interrupted:
             res.test_metric = evaluate(model, task, split.test, prompt, position=fw.position)
     res.seconds = time.perf_counter() - t0
