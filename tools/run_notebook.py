@@ -5,9 +5,14 @@ run the cell (without its state a widget cannot render, and its raw repr is nois
 
     python tools/run_notebook.py notebooks/01_*.ipynb
     python tools/run_notebook.py --clean-only notebooks/*.ipynb   # the cleaning alone, no execution
-    BBTKIT_SMOKE=1 python tools/run_notebook.py --time-only notebooks/*.ipynb   # minutes of each, files untouched"""
+    BBTKIT_SMOKE=1 python tools/run_notebook.py --time-only notebooks/*.ipynb   # minutes of each, files untouched
+    python tools/run_notebook.py --time-only --profile runs/profile/after notebooks/*.ipynb   # and each cell's seconds
+
+``--profile DIR`` writes DIR/<notebook>.md: every code cell's seconds (tools/notebook_profile.py reads the same
+timings from a committed notebook without running it), headed by the machine it ran on."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -67,6 +72,13 @@ def clean(nb) -> None:
 
 
 def main(paths: list[str]) -> None:
+    profile = None
+    if "--profile" in paths:
+        k = paths.index("--profile")
+        if k + 1 >= len(paths):
+            sys.exit("--profile needs a folder to write the tables to, e.g. --profile runs/profile/after")
+        profile = Path(paths[k + 1])
+        paths = paths[:k] + paths[k + 2:]
     if paths and paths[0] == "--clean-only":
         for p in paths[1:]:
             nb = nbformat.read(p, as_version=4)
@@ -79,6 +91,13 @@ def main(paths: list[str]) -> None:
         t0 = time.time()
         NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(Path(p).parent)}}).execute()
         minutes = (time.time() - t0) / 60
+        if profile is not None:
+            from bbtkit.runtime import describe
+            from notebook_profile import table
+            profile.mkdir(parents=True, exist_ok=True)
+            where = (f"{minutes:.1f} min wall, kernel start included; "
+                     f"{'smoke' if os.environ.get('BBTKIT_SMOKE') else 'full'} run; {describe()}")
+            (profile / f"{Path(p).stem}.md").write_text(table(nb, Path(p).name, where=where))
         if write:
             clean(nb)
             nbformat.write(nb, p)
