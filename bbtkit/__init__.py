@@ -19,6 +19,7 @@ from .mezo import MeZOConfig, run_backprop, run_mezo
 from .data import Example, Examples, Split, data_dir, load_split
 from .models import LM, ModelNotAvailableError, load_model, tiny_model
 from .results import Result, calls_to_reach, load_result
+from .shared_runs import run_or_load
 from .runtime import pick_device, pick_dtype, set_seed
 from .tasks import TASKS, LabelWordError, Task, get_task
 from .task_folders import FolderReport, check_task_folder, reference_scores
