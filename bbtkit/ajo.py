@@ -230,7 +230,7 @@ def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool =
     if trace.best_state is not None:
         joint.load_snapshot(trace.best_state)  # f as it was at the selected prompt
     extra = {"cache_seconds": p.train.cache_seconds, "layer_scales": p.scales.tolist(), "train_loss": p.opt.incumbent,
-             "head": head_spec(cfg, model.hidden_size, p.task.num_classes)}
+             "head": head_spec(cfg, model.hidden_size, p.task.num_classes), **({"notes": p.notes} if p.notes else {})}
     return to_result("ajo", model, p.task, split, cfg, p.space, trace, p.train, t0, evaluate_test=evaluate_test,
                      extra=extra, classifier=joint.head, score_test=_score_parts)
 

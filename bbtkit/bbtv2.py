@@ -23,11 +23,13 @@ finds l itself: the lowest layer where the candidates differ; ``cache_below`` do
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 
 from . import calibration as calib
 from .api import BlackBoxLM
+from .checks import warn_partial_round
 from .scales import clipped_std, layer_scales  # noqa: F401  (notebook 04 imports layer_scales here)
 from .bbt import BBTConfig, make_projection
 from .fields import check_fields
@@ -92,6 +94,42 @@ class Pieces:
     scales: object  # (layers,) sigma_hat per layer, from BlackBoxLM.value_scales
     space: DeepPrompt
     opt: LayerwiseCMA
+    notes: list     # what the result should keep about the run's design (round_note)
+
+
+def round_calls(cfg, layers: int) -> int:
+    """API calls of one full round over ``layers`` prompted layers: the starting prompt's call, then
+    popsize per layer; AJO (a config with ``phase_generations``) adds a classifier phase's call every
+    phase_generations layers."""
+    if layers <= 0:
+        return 0
+    return math.ceil(layers / (getattr(cfg, "phase_generations", None) or layers)) + layers * cfg.popsize
+
+
+def layers_reached(cfg, layers: int, budget: int) -> int:
+    """How many of the prompted layers one round tunes within ``budget`` calls (the bottom ones)."""
+    return max((k for k in range(layers + 1) if round_calls(cfg, k) <= budget), default=0) if layers else 0
+
+
+def round_note(cfg, num_layers: int) -> str | None:
+    """A sentence when ``cfg.budget`` ends before one round over the prompted layers has reached the top
+    (which layers, and what to do), else None. Any config without layer rounds (BBT's): None."""
+    if not isinstance(cfg, BBTv2Config):
+        return None
+    L = num_layers if cfg.layers is None else len(cfg.layers)
+    full, reached = round_calls(cfg, L), layers_reached(cfg, L, cfg.budget)
+    if reached >= L:
+        return None
+    which = f"the bottom {reached} of its {L} layers" if cfg.layers is None else \
+        f"{reached} of its {L} layers ({', '.join(map(str, cfg.layers[:reached]))})"
+    every = math.ceil(num_layers / max(reached, 1))
+    k = len(range(0, num_layers, every))  # every `every`-th layer: a round of them fits the budget
+    fewer = (f", or prompt fewer layers, e.g. layers=tuple(range(0, {num_layers}, {every})) ({k} layer"
+             f"{'s' * (k > 1)}, one round in {round_calls(cfg, k)} calls)" if cfg.layers is None and reached
+             else ", or prompt fewer layers")
+    return (f"{type(cfg).__name__.removesuffix('Config')}: a budget of {cfg.budget} calls tunes {which} once and stops "
+            f"before the top (one round is {full} calls at popsize {cfg.popsize}). Give a budget of at least {full}"
+            f"{fewer}.")
 
 
 def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
@@ -105,6 +143,9 @@ def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
     if cfg.budget < 1 + cfg.popsize:
         raise ValueError(f"{name} needs a budget of at least popsize + 1 = {cfg.popsize + 1} calls "
                          "(one call evaluates the starting prompt).")
+    note = round_note(cfg, L)
+    if note:
+        warn_partial_round(note)
     train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position,
                        use_cache=cfg.cache != "none", layer_cache=cfg.cache == "layers")
     dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
@@ -114,7 +155,7 @@ def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
     space = DeepPrompt(projs, layers, L, n, H)
     opt = LayerwiseCMA(len(layers), cfg.intrinsic_dim, cfg.sigma, cfg.popsize, [cfg.seed + l for l in layers],
                        cfg.bound, names=layers)
-    return Pieces(task, train, dev_api, scales, space, opt)
+    return Pieces(task, train, dev_api, scales, space, opt, [note] if note else [])
 
 
 def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bool = True, callback=None,
@@ -137,6 +178,7 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
                  eval_every=cfg.eval_every, callback=callback, display=display, desc=f"BBTv2 {p.task.name}",
                  checkpoint=checkpoint, resume=resume, fingerprint={"method": "bbtv2", **asdict(cfg)},
                  select_se=cfg.select_se)
-    extra = {"cache_seconds": p.train.cache_seconds, "layer_scales": p.scales.tolist(), "train_loss": p.opt.incumbent}
+    extra = {"cache_seconds": p.train.cache_seconds, "layer_scales": p.scales.tolist(), "train_loss": p.opt.incumbent,
+             **({"notes": p.notes} if p.notes else {})}
     return to_result("bbtv2", model, p.task, split, cfg, p.space, trace, p.train, t0, evaluate_test=evaluate_test,
                      extra=extra)

@@ -30,6 +30,15 @@ def warn_cut(cut, max_length: int, what: str) -> None:
                       InputsCutWarning, stacklevel=_outside_stacklevel())
 
 
+class PartialRoundWarning(UserWarning):
+    """A layer-by-layer method (BBTv2, AJO) whose budget ends before one round has reached the top layer."""
+
+
+def warn_partial_round(note: str) -> None:
+    """Warn, before a run starts, that its budget does not cover one round over its layers (note: what to do)."""
+    warnings.warn(note, PartialRoundWarning, stacklevel=_outside_stacklevel())
+
+
 def _outside_stacklevel() -> int:
     """The stacklevel of the first caller outside bbtkit (and the decorators of torch and contextlib), so
     that a warning names the user's line, not a line of ours."""

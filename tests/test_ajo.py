@@ -177,3 +177,21 @@ def test_the_inline_loop_of_notebook_06_matches_run_ajo(toy_split):
     res = bk.run_ajo(lm, task, toy_split, cfg, display=False, evaluate_test=False)
     packaged = [(h["best_loss"], h["incumbent_loss"]) for h in res.history if h["phase"] == "prompts"]
     np.testing.assert_allclose(by_hand, packaged[:cfg.phase_generations], rtol=0, atol=1e-6)
+
+
+def test_ajo_warns_when_its_budget_is_short_of_one_round(toy_split):
+    import warnings
+
+    from bbtkit.bbtv2 import round_calls
+    from bbtkit.checks import PartialRoundWarning
+
+    lm = bk.tiny_model("llama", layers=2)
+    cfg = tiny_cfg(calibration=None, popsize=10, budget=12, eval_every=100, phase_generations=None)
+    assert round_calls(cfg, 2) == 21  # the first classifier phase's call, then 10 per layer
+    with pytest.warns(PartialRoundWarning, match=r"AJO: .*bottom 1 of its 2 layers .* at least 21"):
+        res = bk.run_ajo(lm, "sst2", toy_split, cfg, display=False, evaluate_test=False)
+    assert "at least 21" in res.extra["notes"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PartialRoundWarning)
+        full = bk.run_ajo(lm, "sst2", toy_split, dataclasses.replace(cfg, budget=21), display=False, evaluate_test=False)
+    assert "notes" not in full.extra

@@ -204,3 +204,33 @@ def test_the_inline_loop_of_notebook_04_matches_run_bbtv2(toy_split):
     res = bk.run_bbtv2(lm, task, toy_split, tiny_cfg(budget=1 + L * cfg.popsize), display=False, evaluate_test=False)
     packaged = [(h["best_loss"], h["incumbent_loss"]) for h in res.history if h["round"] == 1]
     np.testing.assert_allclose(by_hand, packaged, rtol=0, atol=1e-6)
+
+
+def test_a_budget_short_of_one_round_warns_and_the_result_keeps_the_note(toy_split, tmp_path):
+    import warnings
+
+    from bbtkit.checks import PartialRoundWarning
+
+    lm = bk.tiny_model("llama", layers=2)
+    cfg = tiny_cfg(popsize=10, budget=11, eval_every=100)
+    with pytest.warns(PartialRoundWarning, match=r"bottom 1 of its 2 layers .* at least 21, or prompt fewer layers"):
+        res = bk.run_bbtv2(lm, "sst2", toy_split, cfg, display=False, evaluate_test=False)
+    assert {h["layer"] for h in res.history} == {None, 0}  # the top layer was never tuned
+    assert "at least 21" in res.extra["notes"][0]
+    assert bk.load_result(res.save(tmp_path / "short")).extra["notes"] == res.extra["notes"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PartialRoundWarning)
+        full = bk.run_bbtv2(lm, "sst2", toy_split, dataclasses.replace(cfg, budget=21), display=False,
+                            evaluate_test=False)
+    assert "notes" not in full.extra and {h["layer"] for h in full.history} == {None, 0, 1}
+
+
+def test_round_note_suggests_layers_whose_round_fits():
+    from bbtkit.bbtv2 import round_calls, round_note
+
+    cfg = dataclasses.replace(bk.BBTv2Config.cpu_quick(), budget=100)
+    note = round_note(cfg, 30)
+    assert "bottom 9 of its 30 layers" in note and "at least 301" in note and "range(0, 30, 4)" in note
+    assert round_calls(cfg, len(range(0, 30, 4))) <= 100
+    assert round_note(dataclasses.replace(cfg, budget=301), 30) is None
+    assert round_note(bk.BBTConfig.cpu_quick(), 30) is None  # no layer rounds, nothing to say

@@ -81,6 +81,7 @@ OUT_OF_RANGE = [(bk.BBTConfig, "sigma", 0.0), (bk.BBTConfig, "popsize", 1), (bk.
                 (bk.BBTConfig, "loss", "mse"), (bk.BBTConfig, "eval_every", 0), (bk.BBTv2Config, "cache", "disk"),
                 (bk.AJOConfig, "mix", 1.5), (bk.AJOConfig, "lr", -1e-3), (bk.AJOConfig, "head", "tree"),
                 (bk.IPLConfig, "warmup", 1.0), (bk.IPLConfig, "mode", "white"), (PromptConfig, "demonstrations_per_class", -1),
+                (PromptConfig, "calibration", "platt"),
                 (bk.MeZOConfig, "weight_decay", -1.0), (bk.MeZOConfig, "eps", 0.0),
                 (bk.DFOLoRAConfig, "intrinsic_dim", 0), (bk.DFOLoRAConfig, "bound", -1.0),
                 (bk.EvoPromptConfig, "population", 2), (bk.EoTConfig, "batch", 0)]
