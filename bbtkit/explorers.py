@@ -57,14 +57,16 @@ def draw_calibration(task, logits, labels, method: str, champion, contextual, la
     return axes
 
 
-def calibration_explorer(model, tasks: dict, train, test):
+def calibration_explorer(model, tasks: dict, train, test, computed: dict | None = None):
     """Pick a template, a calibration and λ: the probability histograms and predicted shares of the test
     examples. tasks: {name: Task}; each template's logits and calibrations are computed once, on first
-    pick (one label_logits over test, one over train, the content-free inputs)."""
+    pick (one label_logits over test, one over train, the content-free inputs), unless ``computed`` holds
+    them already ({name: (test logits, champion, contextual)}, what the notebook computed): then every
+    change only redraws."""
     import ipywidgets as W
 
     labels = [ex.label for ex in test]
-    cache: dict = {}
+    cache: dict = dict(computed or {})
 
     def parts(name):
         if name not in cache:

@@ -97,6 +97,10 @@ def test_runners_show_the_notebooks_run_first_then_run_through_the_registry(monk
         lambda a: hasattr(a, "get_text"))) or "figure") or plt.close("all"))
     ui = bk.widgets.bbt_runner(lm, "sst2", split, cfg, start=start)
     assert len(shown) == 1 and "the run above (8 calls)" in shown[0]  # the start run, before any Run
+    label = _button(ui).description
+    assert "≈" in label and label.startswith("Run BBT (")              # its time, from the start's s/call
+    ui.children[1].children[1].value = 2000                            # a larger budget: a longer estimate
+    assert _button(ui).description != label
     ui.children[1].children[1].value = 20                              # budget (the slider starts at 20)
     _button(ui).click()
     assert len(shown) > 1 and "of 20 calls" in shown[-1]               # live curves of the new run
