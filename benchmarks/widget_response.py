@@ -63,7 +63,7 @@ def controls(ui) -> dict:
     return found
 
 
-def first_curve_after_run(ui, label: str) -> float:
+def first_curve_after_run(ui) -> float:
     """Seconds from pressing Run to the first figure of the new run."""
     import ipywidgets as W
     button = next(w for w in controls(ui).values() if isinstance(w, W.Button))
@@ -100,7 +100,7 @@ def main() -> None:
         res = bk.load_result(RUNS / "chapters" / start)
         ui = runner(lm, overall, split, start=res)
         add(nb, name, "move the budget slider", timed(controls(ui)["budget"], [100, 300, 500, 800, 40]))
-        add(nb, name, "press Run: first curve", first_curve_after_run(ui, name), "budget 40 calls")
+        add(nb, name, "press Run: first curve", first_curve_after_run(ui), "budget 40 calls")
     q = bk.label_logits(lm, overall, split.test)
     tasks = {"Overall": overall, "Overall (2)": overall, "Overall (3)": overall}
     cal = (bk.Calibration.fit(lm, overall, split.train), bk.Calibration.fit(lm, overall, method="contextual"))
@@ -121,7 +121,7 @@ def main() -> None:
     ui = bk.widgets.dfo_lora_tuner(lm, split, start=start)
     add("09", "dfo_lora_tuner", "move the budget slider", timed(controls(ui)["budget"], [40, 100, 200, 300, 60]))
     ui.children[1].children[1].value = 20
-    add("09", "dfo_lora_tuner", "press Run: first curve", first_curve_after_run(ui, "dfo"), "budget 20 calls")
+    add("09", "dfo_lora_tuner", "press Run: first curve", first_curve_after_run(ui), "budget 20 calls")
     runs = {m: ReasoningResult.load(RUNS / "eot" / "multiarith" / f"{m}.json") for m in EOT_METHODS
             if (RUNS / "eot" / "multiarith" / f"{m}.json").is_file()}
     if runs:
