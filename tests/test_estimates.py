@@ -5,7 +5,8 @@ import pytest
 
 import bbtkit as bk
 from bbtkit.data import Example, Examples, Split
-from bbtkit.estimates import Estimate, pilot, shared_budget
+from bbtkit.estimates import Estimate, shared_budget
+from bbtkit.pilots import pilot
 
 BUDGET = 60
 
