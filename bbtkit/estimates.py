@@ -120,6 +120,13 @@ class Estimate:
         out["total"] = out["setup"] + out["call_seconds"] + out["dev_seconds"] + out["test_seconds"]
         return out
 
+    def fixed_minutes(self, n_test: int | None = None) -> float:
+        """The minutes of a run that no budget changes: set-up and the test evaluation."""
+        n_test = self.n_test if n_test is None else n_test
+        if n_test < 0:
+            raise ValueError(f"n_test must be >= 0 test examples, not {n_test}.")
+        return (self.setup + n_test * self.per_test) / 60
+
     def minutes(self, budget: int, eval_every: int | None = None, n_test: int | None = None) -> float:
         """The predicted minutes of a whole run: set-up + calls + dev checks + test evaluation."""
         return self.parts(budget, eval_every, n_test)["total"] / 60
@@ -169,20 +176,32 @@ def _largest(fits, too_short, cap: int = 10**6) -> int:
     return lo
 
 
-def shared_budget(estimates, minutes: float, step: int = 10, n_test: int | None = None) -> int:
+def shared_budget(estimates, minutes: float, step: int = 10, n_test: int | None = None, *,
+                  tuning_only: bool = False) -> int:
     """The largest budget, a multiple of ``step``, at which every method's run (one each, the same budget)
-    fits ``minutes`` together, set-up and evaluations included. estimates: Estimates, or a dict of them."""
+    fits ``minutes`` together, set-up and evaluations included. estimates: Estimates, or a dict of them.
+
+    tuning_only=True: ``minutes`` are for the tuning alone (calls and dev checks); set-up and the test
+    evaluation, which no budget changes, come on top (``fixed_minutes`` says how many), so that a task
+    with long inputs or many classes still gets a budget, and the total is stated before the runs."""
     _check_minutes(minutes)
     ests = list(estimates.values()) if isinstance(estimates, dict) else list(estimates)
     least = max([e.start_calls + e.generation for e in ests if e.generation] or [step])
     k0 = math.ceil(least / step)  # the smallest multiple of step that covers one generation of each
 
     def total(k: int) -> float:
-        return sum(e.minutes((k0 - 1 + k) * step, n_test=n_test) for e in ests)
+        b = (k0 - 1 + k) * step
+        return sum(e.minutes(b, n_test=n_test) - tuning_only * e.fixed_minutes(n_test) for e in ests)
 
     def too_short():
-        return ValueError(f"{minutes} min do not cover the methods' set-up, evaluations and one generation each "
-                          f"({total(1):.1f} min at a budget of {k0 * step}). Give more minutes, fewer methods, "
-                          "or evaluate on fewer test examples.")
+        what = "tuning (calls and dev checks)" if tuning_only else "set-up, evaluations and one generation each"
+        return ValueError(f"{minutes} min do not cover the methods' {what} ({total(1):.1f} min at a budget of "
+                          f"{k0 * step}). Give more minutes, fewer methods, or evaluate on fewer test examples.")
 
     return (k0 - 1 + _largest(lambda k: total(k) <= minutes, too_short)) * step
+
+
+def fixed_minutes(estimates, n_test: int | None = None) -> float:
+    """The minutes of the methods' runs that no budget changes: set-up and test evaluation, all together."""
+    ests = estimates.values() if isinstance(estimates, dict) else estimates
+    return sum(e.fixed_minutes(n_test) for e in ests)

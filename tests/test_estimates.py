@@ -5,7 +5,7 @@ import pytest
 
 import bbtkit as bk
 from bbtkit.data import Example, Examples, Split
-from bbtkit.estimates import Estimate, shared_budget
+from bbtkit.estimates import Estimate, fixed_minutes, shared_budget
 from bbtkit.pilots import pilot
 
 BUDGET = 60
@@ -87,6 +87,21 @@ def test_shared_budget_fits_the_minutes_of_all_methods_together():
     assert sum(e.minutes(b + 10) for e in ests.values()) > 6.0
     with pytest.raises(ValueError, match="do not cover"):
         shared_budget(ests, 0.5)
+
+
+def test_tuning_only_budgets_the_calls_and_dev_checks_and_states_the_rest():
+    ests = {"bbt": hand(method="bbt", start_calls=0), "bbtv2": hand(), "manual": hand(method="manual", generation=0)}
+    fixed = fixed_minutes(ests)
+    for e in ests.values():
+        p = e.parts(e.start_calls + e.generation if e.generation else 0)
+        assert e.fixed_minutes() == pytest.approx((p["setup"] + p["test_seconds"]) / 60)
+    assert fixed == pytest.approx(sum(e.fixed_minutes() for e in ests.values()))
+    b = shared_budget(ests, 3.0, tuning_only=True)
+    assert sum(e.minutes(b) for e in ests.values()) - fixed <= 3.0 < sum(e.minutes(b + 10) for e in ests.values()) - fixed
+    assert b == shared_budget(ests, 3.0 + fixed + 1e-9)  # the fixed minutes on top of the tuning's
+    assert b > shared_budget(ests, 3.0)  # the same minutes buy more calls when set-up and test are not in them
+    with pytest.raises(ValueError, match=r"tuning \(calls and dev checks\)"):
+        shared_budget(ests, 0.01, tuning_only=True)
 
 
 @pytest.mark.parametrize("call,match", [
