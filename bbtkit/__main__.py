@@ -14,7 +14,8 @@ from . import data
 
 
 def setup() -> int:
-    from .models import embedded_dir, load_model
+    from .embedded import embedded_dir
+    from .models import load_model
 
     path = embedded_dir()
     lm = load_model()

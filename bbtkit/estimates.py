@@ -110,9 +110,7 @@ class Estimate:
 
     def parts(self, budget: int, eval_every: int | None = None, n_test: int | None = None) -> dict:
         """Seconds of each part of a run (``"total"`` their sum), with the counts behind them."""
-        n_test = self.n_test if n_test is None else n_test
-        if n_test < 0:
-            raise ValueError(f"n_test must be >= 0 test examples, not {n_test}.")
+        n_test = self._n_test(n_test)
         run = self.steps(budget, eval_every)
         calls, devs = (run[-1].calls if run else 0), sum(s.dev for s in run)
         out = {"setup": self.setup, "calls": calls, "call_seconds": self._step_seconds(run), "dev_checks": devs,
@@ -122,10 +120,13 @@ class Estimate:
 
     def fixed_minutes(self, n_test: int | None = None) -> float:
         """The minutes of a run that no budget changes: set-up and the test evaluation."""
+        return (self.setup + self._n_test(n_test) * self.per_test) / 60
+
+    def _n_test(self, n_test: int | None) -> int:
         n_test = self.n_test if n_test is None else n_test
         if n_test < 0:
             raise ValueError(f"n_test must be >= 0 test examples, not {n_test}.")
-        return (self.setup + n_test * self.per_test) / 60
+        return n_test
 
     def minutes(self, budget: int, eval_every: int | None = None, n_test: int | None = None) -> float:
         """The predicted minutes of a whole run: set-up + calls + dev checks + test evaluation."""
@@ -194,9 +195,10 @@ def shared_budget(estimates, minutes: float, step: int = 10, n_test: int | None 
         return sum(e.minutes(b, n_test=n_test) - tuning_only * e.fixed_minutes(n_test) for e in ests)
 
     def too_short():
-        what = "tuning (calls and dev checks)" if tuning_only else "set-up, evaluations and one generation each"
+        what, fewer = (("tuning (calls and dev checks)", "") if tuning_only else
+                       ("set-up, evaluations and one generation each", ", or evaluate on fewer test examples"))
         return ValueError(f"{minutes} min do not cover the methods' {what} ({total(1):.1f} min at a budget of "
-                          f"{k0 * step}). Give more minutes, fewer methods, or evaluate on fewer test examples.")
+                          f"{k0 * step}). Give more minutes or fewer methods{fewer}.")
 
     return (k0 - 1 + _largest(lambda k: total(k) <= minutes, too_short)) * step
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from . import inject
-from .api import Forward
+from .forward import Forward
 from .tasks import get_task
 
 

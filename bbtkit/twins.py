@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .models import LM
+from .lm import LM
 from .runtime import cache_dir, pick_device, pick_dtype
 
 _ROBERTA = dict(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5)
@@ -82,7 +82,7 @@ def _roberta_core():
     places of four of SmolLM2's own specials, which no text contains) and <mask> after the vocabulary."""
     from tokenizers import Tokenizer, processors
 
-    from .models import embedded_dir
+    from .embedded import embedded_dir
 
     doc = json.loads((embedded_dir() / "tokenizer.json").read_text(encoding="utf-8"))
     renamed = {0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>"}

@@ -143,8 +143,8 @@ def test_layerwise_cma_keeps_a_block_only_if_the_whole_prompt_improves():
 # --- the black-box rule, visible in the imports ---------------------------------------------------
 PACKAGE = Path(bk.__file__).parent
 # Modules that hold model internals or load models; every other module sees the model only through the API.
-INSIDE = {"inject", "lowrank", "models", "api", "__init__", "__main__"}
-FORBIDDEN = {"inject", "lowrank", "models", "transformers"}
+INSIDE = {"inject", "lowrank", "models", "lm", "embedded", "api", "__init__", "__main__"}
+FORBIDDEN = {"inject", "lowrank", "models", "lm", "embedded", "transformers"}
 
 
 def _imports(path: Path) -> set[str]:
