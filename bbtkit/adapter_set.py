@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import checks
+from . import guards
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class AdapterSet:
     def __post_init__(self) -> None:
         if self.checked:
             return  # a part of a set that was checked whole
-        weights, scale = checks.adapter_weights(self.weights, self.scale)  # a sentence for each way it can be wrong
+        weights, scale = guards.adapter_weights(self.weights, self.scale)  # a sentence for each way it can be wrong
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "scale", scale)
 

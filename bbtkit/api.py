@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import checks
+from . import guards
 from .data import Examples
 from . import inject
 from .forward import AdapterSet, Bucketed, Forward
@@ -56,7 +56,7 @@ def as_prompts(prompts, lm, batch: int | None = None, per_example: bool = False)
     if p.ndim == 4 and not per_example and p.shape[1] != lm.num_layers:
         raise ValueError(f"A deep prompt needs one entry per layer ({lm.num_layers}), got {p.shape[1]}"
                          + (f"; for one prompt per example ({batch}), pass per_example=True." if batch else "."))
-    checks.finite_prompts(p)
+    guards.finite_prompts(p)
     p = p.to(device=lm.device, dtype=lm.dtype)
     return (p.shape[0], p, None) if p.ndim == 3 or per_example else (p.shape[0], None, p)
 
@@ -80,7 +80,7 @@ def check_adapters(model, adapters: AdapterSet | None, one: bool = False) -> Non
                          "adapters.take(c, c + 1) for candidate c, or score them all at once with "
                          "BlackBoxLM(model, task, examples)(adapters=adapters).")
     targets = sorted({t for per in adapters.weights.values() for t in per})
-    checks.adapters_fit(adapters, adapter_shapes(model, targets), model.num_layers, model.name)
+    guards.adapters_fit(adapters, adapter_shapes(model, targets), model.num_layers, model.name)
 
 
 def mean_embeddings(model, examples: Examples, max_length: int | None = None) -> torch.Tensor:
@@ -120,7 +120,7 @@ class BlackBoxLM:
         self.model, self.task, self.examples, self.budget = model, task, examples, budget
         self.position = resolve_position(model, position)
         self.labels = torch.as_tensor(np.asarray([ex.label for ex in examples]))
-        checks.labels_in_range(self.labels.numpy(), task)
+        guards.labels_in_range(self.labels.numpy(), task)
         task.label_ids(model)  # fail early on a bad label word
         self._opts = dict(padding_side=padding_side, use_cache=use_cache, max_length=max_length or model.max_length)
         self.max_batch_tokens = max_batch_tokens or (65536 if model.device.type == "cuda" else 16384)
@@ -149,7 +149,7 @@ class BlackBoxLM:
                 fw = Bucketed(self.model, self.task, self.examples, n_prompt, self.position, **opts)
             self._forwards[key] = fw
             if len(self._forwards) == 1:  # one warning per API, from its first formatting of the examples
-                checks.warn_cut(self._forwards[key].cut, self._opts["max_length"], f"examples of {self.examples.name}")
+                guards.warn_cut(self._forwards[key].cut, self._opts["max_length"], f"examples of {self.examples.name}")
         return self._forwards[key]
 
     def cache_below(self, layer: int, deep_prompt=None, adapters: AdapterSet | None = None) -> None:
@@ -195,7 +195,7 @@ class BlackBoxLM:
         n = 0 if prompts is None else (shallow if shallow is not None else deep).shape[-2]
         fw = self.forward_for(n, context=adapters is None)
         logits, hidden = fw.run(shallow, deep, pop, return_hidden, self.max_batch_tokens, adapters)
-        checks.finite_logits(logits)  # before the calls are charged
+        guards.finite_logits(logits)  # before the calls are charged
         elapsed = time.perf_counter() - t0
         self.calls += pop
         self.call_seconds += [elapsed / pop] * pop
@@ -271,8 +271,8 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
         logits[idx] = lg[0]
         if return_hidden:
             hidden[idx] = h[0]
-    checks.finite_logits(logits[None])  # a NaN would score as class 0
-    checks.warn_cut(cut, max_length, f"examples of {getattr(examples, 'name', 'the examples')}")
+    guards.finite_logits(logits[None])  # a NaN would score as class 0
+    guards.warn_cut(cut, max_length, f"examples of {getattr(examples, 'name', 'the examples')}")
     return (logits, hidden) if return_hidden else logits
 
 
@@ -288,7 +288,7 @@ def evaluate(model, task, examples: Examples, prompt=None, *, position: str = "a
     max_length: tokens of one formatted input (default ``model.max_length``, 256), longer ones are cut.
     """
     task = get_task(task)
-    checks.labels_in_range([ex.label for ex in examples], task)
+    guards.labels_in_range([ex.label for ex in examples], task)
     logits = label_logits(model, task, examples, prompt, position=position, batch_size=batch_size, adapters=adapters,
                           per_example=per_example, max_length=max_length)
     if calibration is not None:

@@ -29,7 +29,7 @@ class PromptConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, nonneg=("demonstrations_per_class",),  # 0: the manual prompt
-                     choices={"calibration": calib.METHODS})
+                     choices={"calibration": calib.CALIBRATIONS})
 
     @classmethod
     def cpu_quick(cls, seed: int = 42) -> "PromptConfig":

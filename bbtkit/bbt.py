@@ -20,7 +20,7 @@ from .spaces import ShallowPrompt
 from .fields import check_fields
 from .tasks import get_task
 
-CALIBRATIONS = calib.METHODS
+CALIBRATIONS = calib.CALIBRATIONS
 
 
 @dataclass(frozen=True)

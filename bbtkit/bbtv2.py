@@ -29,8 +29,7 @@ from dataclasses import asdict, dataclass
 
 from . import calibration as calib
 from .api import BlackBoxLM
-from .checks import warn_partial_round
-from .scales import clipped_std, layer_scales  # noqa: F401  (notebook 04 imports layer_scales here)
+from .guards import warn_partial_round
 from .bbt import BBTConfig, make_projection
 from .fields import check_fields
 from .loop import to_result, tune

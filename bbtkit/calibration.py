@@ -28,7 +28,7 @@ import torch
 from .data import Example, Examples
 from .tasks import get_task
 
-METHODS = ("champion", "contextual")
+CALIBRATIONS = ("champion", "contextual")
 CONTENT_FREE = ("N/A", "", "[MASK]")  # "[MASK]" stands for a masked LM's own mask token
 
 
@@ -45,8 +45,8 @@ class Calibration:
     scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"Calibration method must be one of {METHODS}, not {self.method!r}.")
+        if self.method not in CALIBRATIONS:
+            raise ValueError(f"Calibration method must be one of {CALIBRATIONS}, not {self.method!r}.")
         if not np.isfinite(np.asarray(self.reference, dtype=float)).all() or not np.isfinite(self.scale):
             raise ValueError(f"A calibration needs finite numbers, got reference {self.reference} and scale "
                              f"{self.scale}; refit it on logits without NaN or inf.")
@@ -78,8 +78,8 @@ class Calibration:
         from .api import label_logits
 
         task = get_task(task)
-        if method not in METHODS:
-            raise ValueError(f"Calibration method must be one of {METHODS}, not {method!r}.")
+        if method not in CALIBRATIONS:
+            raise ValueError(f"Calibration method must be one of {CALIBRATIONS}, not {method!r}.")
         if method == "contextual":
             examples = content_free_examples(model, task)
         elif examples is None or len(examples) == 0:

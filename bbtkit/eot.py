@@ -46,7 +46,7 @@ REWRITE = ("Rewrite the following problem so that it is clear and complete, foll
            "{instruction}\nKeep every number and fact. Write only the rewritten problem.\nProblem: {question}")
 REASON = "Q: {question}\nA: {instruction}"
 EXTRACT = "Q: {question}\nA: {instruction} {reasoning}\n{trigger}"
-METHODS = {"zero-shot": 1, "zero-shot-cot": 2, "plan-and-solve": 2, "eot": 6}  # method -> API calls per problem
+CALLS_PER_PROBLEM = {"zero-shot": 1, "zero-shot-cot": 2, "plan-and-solve": 2, "eot": 6}  # method -> API calls per problem
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,8 @@ class _Runner:
 
 def _start(model, problems: ReasoningSet, method: str, cfg: EoTConfig, path, budget) -> ReasoningResult:
     """The run so far: a new one, or the one saved at path (checked before the first call is spent)."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if method not in CALLS_PER_PROBLEM:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(CALLS_PER_PROBLEM)}.")
     if not isinstance(problems, ReasoningSet) or len(problems) == 0:
         raise ValueError("problems must be a non-empty ReasoningSet, e.g. bk.load_reasoning('multiarith', n=20).")
     if not isinstance(cfg, EoTConfig):
@@ -220,11 +220,11 @@ def run_reasoning(model, problems: ReasoningSet, method: str = "eot", cfg: EoTCo
 
     path: a JSON file saved after every batch; a run with the same method, set, model and config resumes
     from it (an interrupted run keeps what it found; a file edited since is refused). budget: API calls
-    (default: exactly what the set needs, ``METHODS[method]`` per problem)."""
+    (default: exactly what the set needs, ``CALLS_PER_PROBLEM[method]`` per problem)."""
     cfg = cfg or EoTConfig.cpu_quick()
     res = _start(model, problems, method, cfg, path, budget)
     gen = GenerativeLM(model, batch_size=cfg.batch)
-    gen.calls, gen.budget = res.calls, budget if budget is not None else res.calls + METHODS[method] * (len(problems) - res.n)
+    gen.calls, gen.budget = res.calls, budget if budget is not None else res.calls + CALLS_PER_PROBLEM[method] * (len(problems) - res.n)
     bar = _bar(len(problems), f"{method} on {problems.name}", res.n) if display else None
     t0, ok, runner = time.perf_counter() - res.seconds, False, _Runner(gen, problems.kind, cfg)
     try:

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 
 import torch
 
-from . import checks, inject
+from . import guards, inject
 from .adapter_set import AdapterSet  # noqa: F401  (api and spaces import it from here)
 from .templates import encode_example, pad_batch
 
@@ -46,11 +46,11 @@ class Forward:
             tail_prompt = torch.tensor(enc[0].prompt, device=lm.device) - enc[0].context  # same for every example
             self.prompt_pos = tail_prompt.expand(len(enc), n_prompt)
             self.width = ctx.ids.shape[1] + len(self.tail)
-            checks.fits_positions(lm, self.width, n_prompt)
+            guards.fits_positions(lm, self.width, n_prompt)
         else:
             b = pad_batch(enc, lm.pad_id, padding_side)
             self.ids, self.mask, self.answer = b.ids.to(lm.device), b.mask.to(lm.device), b.answer.to(lm.device)
-            checks.fits_positions(lm, b.ids.shape[1], n_prompt)
+            guards.fits_positions(lm, b.ids.shape[1], n_prompt)
             self.prompt_pos, self.pos = b.prompt.to(lm.device), lm.position_ids(b.mask).to(lm.device)
             with torch.no_grad():
                 self.base_embeds = inject.embed(lm, self.ids)  # (batch, seq, H), shared by all candidates

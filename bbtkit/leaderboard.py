@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import demonstrations  # noqa: F401  (the leaderboard's in-context rows use it)
-from .methods import METHODS as REGISTRY, get_method, paper_budget
+from .methods import METHODS, get_method, paper_budget
 from .results import Result, calls_to_reach, load_result
 from .tasks import get_task
 from .data import check_seed
 
 TASKS = ("sst2", "dbpedia", "snli", "qqp", "qnli")
 SEEDS = (13, 42, 100)
-METHODS = {name: m.label for name, m in REGISTRY.items()}  # name -> the row label of notebook 07
+ROWS = {name: m.label for name, m in METHODS.items()}  # name -> the row label of notebook 07
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "leaderboard"
 CPU_SCALE = 0.1
 TEST_SIZE = 500  # a fixed test subset per task (seed 0), so that a CPU table stays affordable
@@ -64,8 +64,8 @@ def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SC
               root: str | Path = ROOT, recompute: bool = False, display: bool = False) -> Result:
     """One leaderboard cell: loaded from ``root/<setting>/`` when cached there (unless ``recompute``),
     else run and saved there. Tuned methods keep their history, so calls to a dev target can be read later."""
-    if method not in REGISTRY:
-        raise ValueError(f"Unknown method {method!r}; the leaderboard's methods are {', '.join(METHODS)}.")
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; the leaderboard's methods are {', '.join(ROWS)}.")
     seed = check_seed(seed)
     if not scale > 0:
         raise ValueError(f"scale must be a positive fraction of the report's budgets, not {scale!r}.")
@@ -88,7 +88,7 @@ def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SC
         (folder / SETTING_FILE).write_text(json.dumps({"model": model.name, "dtype": dtype, "test_size": test_size,
                                                        "scale": scale}) + "\n")
     t0 = time.perf_counter()
-    res = REGISTRY[method].run(model, t, split, config(method, t.name, seed, scale), display=display)
+    res = METHODS[method].run(model, t, split, config(method, t.name, seed, scale), display=display)
     res.method, res.seconds = method, time.perf_counter() - t0
     res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type, dtype=dtype, setting=key)
     res.save(path, overwrite=True)
@@ -120,10 +120,10 @@ def cached_runs(root: str | Path, method: str, task: str, setting: str | None = 
 
 def load_leaderboard(root: str | Path = ROOT, stats: bool = False, setting: str | None = None) -> dict:
     """{method: {task: mean test metric}} over the seeds cached under root, in ``setting`` (by default
-    the only one there; see ``settings``), method names as in ``METHODS`` (notebook 07's rows).
+    the only one there; see ``settings``), method names as in ``ROWS`` (notebook 07's rows).
     stats=True gives {method: {task: {"mean", "std", "seeds", "calls", "minutes"}}} instead."""
     table: dict[str, dict] = {}
-    for method in METHODS:
+    for method in ROWS:
         for task in TASKS:
             runs = list(cached_runs(root, method, task, setting).values())
             if not runs:

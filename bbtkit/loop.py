@@ -37,7 +37,7 @@ import numpy as np
 
 from . import calibration as calib, checkpoints as ckpt
 from .api import BudgetExceededError, evaluate as evaluate_prompt
-from .checks import NonFiniteLogitsError
+from .guards import NonFiniteLogitsError
 from .results import Result
 from .selection import Selection
 

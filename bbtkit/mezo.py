@@ -37,7 +37,7 @@ from .results import Result
 from .runtime import set_seed
 from .tasks import get_task
 from .tensor_params import TensorParams, copy_into, kept
-from .zo import FORMS, METHODS, ZO
+from .zo import FORMS, OPTIMIZERS, ZO
 
 PARAMS = ("all", "lora", "prefix")
 
@@ -47,7 +47,7 @@ class MeZOConfig:
     """One MeZO run. budget counts forward passes on training batches (2 per ZO-SGD step)."""
 
     params: str = "all"            # "all" | "lora" | "prefix"
-    optimizer: str = "zo-sgd"      # the estimator (zo.METHODS); MeZO is "zo-sgd"
+    optimizer: str = "zo-sgd"      # the estimator (zo.OPTIMIZERS); MeZO is "zo-sgd"
     eps: float = 1e-3
     lr: float = 1e-6
     budget: int = 20000            # forward passes (the MeZO paper: 100k steps for RoBERTa-large)
@@ -71,7 +71,7 @@ class MeZOConfig:
                      at_least={"budget": 2, "batch_size": 1, "samples": 1, "lora_rank": 1, "n_prompt_tokens": 1,
                                "eval_every": 1},
                      between={"top": (0.0, 1.0)},
-                     choices={"params": PARAMS, "optimizer": METHODS, "form": FORMS, "loss": ("ce", "hinge"),
+                     choices={"params": PARAMS, "optimizer": OPTIMIZERS, "form": FORMS, "loss": ("ce", "hinge"),
                               "prompt_position": ("auto", "before", "after")})
         per_step = 2 if self.optimizer == "zo-sgd" else (4 if self.form == "code" else self.samples + 2)
         if self.budget < per_step:

@@ -15,7 +15,7 @@ import torch
 
 from . import calibration as calib
 from .api import BlackBoxLM, evaluate
-from .checks import PartialRoundWarning
+from .guards import PartialRoundWarning
 from .estimates import Estimate
 from .methods import get_method
 from .tasks import get_task

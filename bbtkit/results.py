@@ -242,7 +242,7 @@ def load_result(path: str | Path, task=None, model=None) -> Result:
     if task is not None:
         _compare_task(res, task, path)
     if model is not None:
-        from .checks import warn_model
+        from .guards import warn_model
         warn_model(res, model, path)
     return res
 

@@ -110,7 +110,7 @@ class LoRASpace:
 
     def candidates(self, Z):
         """Z (pop, blocks, d) -> AdapterSet with weights {layer: {target: (A (pop, r, in), B (pop, out, r))}}."""
-        from .forward import AdapterSet
+        from .adapter_set import AdapterSet
 
         Z = np.asarray(Z, dtype=float)
         pop, per, weights = len(Z), 2 * len(self.targets), {}

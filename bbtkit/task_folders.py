@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import labels_in_range
+from .guards import labels_in_range
 from .data import LAYOUT, Examples, _folder_classes, load_examples, task_folder
 from .tasks import LabelWordError, Task, get_task
 

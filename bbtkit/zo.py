@@ -35,7 +35,7 @@ from .bbt import BBTConfig, run_shallow
 from .fields import check_fields
 
 Direction = tuple  # ((seed, weight), ...): the vector sum(weight * N(0, I) drawn from seed)
-METHODS = ("zo-sgd", "zo-gv", "zo-greedy")
+OPTIMIZERS = ("zo-sgd", "zo-gv", "zo-greedy")
 FORMS = ("paper", "code")
 
 
@@ -76,8 +76,8 @@ class ZO:
 
     def __init__(self, params, method: str = "zo-sgd", *, eps: float = 0.1, lr: float = 0.01, samples: int = 8,
                  top: float = 0.5, form: str = "paper", weight_decay: float = 0.0, seed: int = 0):
-        if method not in METHODS:
-            raise ValueError(f"ZO method must be one of {METHODS}, not {method!r}.")
+        if method not in OPTIMIZERS:
+            raise ValueError(f"ZO method must be one of {OPTIMIZERS}, not {method!r}.")
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, not {form!r}.")
         if form == "code" and method != "zo-gv":
@@ -208,7 +208,7 @@ class ZOConfig(BBTConfig):
 
     def __post_init__(self) -> None:
         check_fields(self, positive=("eps",), nonneg=("lr", "momentum", "weight_decay"), at_least={"samples": 2},
-                     between={"top": (0, 1)}, choices={"optimizer": METHODS, "form": FORMS})
+                     between={"top": (0, 1)}, choices={"optimizer": OPTIMIZERS, "form": FORMS})
         super().__post_init__()  # BBT's fields, then the budget (ZO's own rule, below)
         if self.momentum >= 1:
             raise ValueError(f"ZOConfig: momentum must be below 1 (0 = plain ZO-SGD), not {self.momentum!r}.")

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import bbtkit as bk
-from bbtkit.eot import METHODS, EoTConfig, ReasoningResult, run_reasoning
+from bbtkit.eot import CALLS_PER_PROBLEM, EoTConfig, ReasoningResult, run_reasoning
 
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "eot"
 
@@ -22,7 +22,7 @@ def path_of(root: Path, name: str, method: str) -> Path:
     return Path(root) / name / f"{method}.json"
 
 
-def load_table(root: Path = ROOT, sets=("multiarith", "singleeq", "coin_flip"), methods=tuple(METHODS)) -> dict:
+def load_table(root: Path = ROOT, sets=("multiarith", "singleeq", "coin_flip"), methods=tuple(CALLS_PER_PROBLEM)) -> dict:
     """{set: {method: ReasoningResult}} of the runs saved under root (missing ones left out)."""
     return {s: {m: ReasoningResult.load(path_of(root, s, m)) for m in methods if path_of(root, s, m).is_file()}
             for s in sets}
@@ -31,7 +31,7 @@ def load_table(root: Path = ROOT, sets=("multiarith", "singleeq", "coin_flip"), 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=["multiarith", "singleeq", "coin_flip"])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(CALLS_PER_PROBLEM), choices=list(CALLS_PER_PROBLEM))
     ap.add_argument("--n", type=int, default=30, help="problems per set (a seeded sample)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="auto")

@@ -71,7 +71,7 @@ def _fill(args, lm) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", nargs="+", default=list(lb.METHODS), choices=list(lb.METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(lb.ROWS), choices=list(lb.ROWS))
     ap.add_argument("--tasks", nargs="+", default=list(lb.TASKS))
     ap.add_argument("--seeds", nargs="+", type=int, default=list(lb.SEEDS))
     ap.add_argument("--scale", type=float, default=lb.CPU_SCALE, help="fraction of the report's API budgets")
@@ -94,7 +94,7 @@ def main() -> None:
         cells = [f"{100 * row[t]['mean']:.1f} ± {100 * row[t]['std']:.1f} ({row[t]['seeds']})" if t in row else "—"
                  for t in tasks]
         avg = f"{100 * sum(row[t]['mean'] for t in tasks) / len(tasks):.1f}" if all(t in row for t in tasks) else "—"
-        print(f"| {lb.METHODS[method]} | " + " | ".join(cells) + f" | {avg} |")
+        print(f"| {lb.ROWS[method]} | " + " | ".join(cells) + f" | {avg} |")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import bbtkit as bk  # noqa: E402
 from bbtkit import leaderboard as lb  # noqa: E402
 from bbtkit.cmaes import TEST_FUNCTIONS, record_generations  # noqa: E402
-from bbtkit.eot import METHODS as EOT_METHODS, ReasoningResult  # noqa: E402
+from bbtkit.eot import CALLS_PER_PROBLEM, ReasoningResult  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
@@ -111,7 +111,7 @@ def main() -> None:
     ui = bk.widgets.mix_explorer({k: v.numpy() for k, v in parts.items()}, [ex.label for ex in split.test], overall)
     add("06", "mix_explorer", "move α", timed(controls(ui)["α (mix)"], [0.1, 0.3, 0.7, 0.9, 0.5]),
         "random parts of the notebook's shape (872 × 2)")
-    methods = [m for m in lb.METHODS if lb.cached_runs(RUNS / "leaderboard", m, "sst2")]
+    methods = [m for m in lb.ROWS if lb.cached_runs(RUNS / "leaderboard", m, "sst2")]
     ui = bk.widgets.board_explorer(RUNS / "leaderboard", lb.TASKS, methods)
     add("07", "board_explorer", "pick a task", timed(controls(ui)["task"], ["snli", "qqp", "qnli", "dbpedia", "sst2"]))
     ui = bk.widgets.zo_tuner(TEST_FUNCTIONS)
@@ -122,7 +122,7 @@ def main() -> None:
     add("09", "dfo_lora_tuner", "move the budget slider", timed(controls(ui)["budget"], [40, 100, 200, 300, 60]))
     ui.children[1].children[1].value = 20
     add("09", "dfo_lora_tuner", "press Run: first curve", first_curve_after_run(ui), "budget 20 calls")
-    runs = {m: ReasoningResult.load(RUNS / "eot" / "multiarith" / f"{m}.json") for m in EOT_METHODS
+    runs = {m: ReasoningResult.load(RUNS / "eot" / "multiarith" / f"{m}.json") for m in CALLS_PER_PROBLEM
             if (RUNS / "eot" / "multiarith" / f"{m}.json").is_file()}
     if runs:
         ui = bk.widgets.eot_explorer(runs)

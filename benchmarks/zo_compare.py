@@ -20,7 +20,7 @@ import bbtkit as bk
 from bbtkit import leaderboard as lb
 from bbtkit.methods import paper_budget
 
-METHODS = ("bbt", "random", "zo_sgd", "zo_gv")
+COMPARED = ("bbt", "random", "zo_sgd", "zo_gv")
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "zo"
 
 
@@ -32,7 +32,7 @@ def where(task: str, calls: int, root: Path = ROOT) -> tuple[Path, float]:
     return (lb.ROOT if on_board else Path(root)), scale
 
 
-def load_runs(task: str, calls: int | None = None, methods=METHODS, root: Path = ROOT) -> dict[str, list]:
+def load_runs(task: str, calls: int | None = None, methods=COMPARED, root: Path = ROOT) -> dict[str, list]:
     """The cached runs of each method on a task: {method: [Result, ...]} (seed order)."""
     root, scale = where(task, calls or lb.budget("sst2"), root)
     setting = next((s for s in lb.settings(root) if s.endswith(f"_scale{scale:g}")), None)  # the runs at these calls
@@ -44,7 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=["sst2", "agnews"])
     ap.add_argument("--seeds", nargs="+", type=int, default=list(lb.SEEDS))
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(bk.METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(COMPARED), choices=list(bk.METHODS))
     ap.add_argument("--calls", type=int, default=lb.budget("sst2"))
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--root", default=str(ROOT), help="cache for tasks off the leaderboard (default runs/zo)")

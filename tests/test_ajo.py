@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import bbtkit as bk
+from notebook_cells import Spy, run_cell
 from bbtkit import ajo
 from bbtkit.ajo import evaluate_parts, make_head, mixture, train_head
 from bbtkit.data import Example, Examples, Split
@@ -148,42 +149,27 @@ def test_calls_to_reach():
 
 
 def test_the_inline_loop_of_notebook_06_matches_run_ajo(toy_split):
-    """Notebook 06 section 2 writes AJO's first classifier phase and prompt phase by hand."""
-    from bbtkit import calibration as calib
-    from bbtkit.bbtv2 import setup
+    """Notebook 06 section 2 writes AJO's first classifier phase and prompt phase by hand: its two cells, run
+    as committed on a tiny model, are run_ajo's first phases (each generation's best loss, the kept loss)."""
     from bbtkit.objectives import candidate_losses
 
     lm, cfg = positive_logit_roberta(), tiny_cfg()
-    task = bk.get_task("sst2")
-    p = setup(lm, task, toy_split, cfg, name="AJO")
-    joint = ajo.JointLoss(cfg, task, lm.hidden_size,
-                          calib.for_objective(cfg.calibration, lm, task, toy_split.train, p.train.position))
-    out = p.train(p.space.prompt(p.opt.Z)[None], return_hidden=True)
-    lm_probs = torch.softmax(joint.calibrate(out.logits)[0], -1)
-    ajo.train_head(joint.head, joint.adam, out.hidden[0], lm_probs, out.labels, cfg.mix, cfg.epochs,
-                   cfg.batch_size, joint.gen)
-
-    def score(o):
-        joint_logp = ajo.joint_log_probs(joint.calibrate(o.logits), o.hidden, joint.head, cfg.mix)
-        return candidate_losses(joint_logp, o.labels, cfg.loss, task)
-
-    p.opt.rescore(score(out)[0][0])
-    by_hand = []
-    for _ in range(cfg.phase_generations):
-        Z = p.opt.ask()
-        losses, _ = score(p.train(p.space.candidates(Z), return_hidden=True))
-        p.opt.tell(Z, losses)
-        by_hand.append((float(losses.min()), p.opt.incumbent))
-    res = bk.run_ajo(lm, task, toy_split, cfg, display=False, evaluate_test=False)
-    packaged = [(h["best_loss"], h["incumbent_loss"]) for h in res.history if h["phase"] == "prompts"]
-    np.testing.assert_allclose(by_hand, packaged[:cfg.phase_generations], rtol=0, atol=1e-6)
+    spy = Spy(candidate_losses)
+    ns = run_cell("06_ajo.ipynb", "joint = ajo.JointLoss(", "p.opt.rescore(", lm=lm, task=bk.get_task("sst2"),
+                  split=toy_split, cfg=cfg, SMOKE=False, candidate_losses=spy)
+    res = bk.run_ajo(lm, "sst2", toy_split, cfg, display=False, evaluate_test=False)
+    packaged = [h for h in res.history if h["phase"] == "prompts"][:cfg.phase_generations]
+    assert len(spy.returns) == 1 + cfg.phase_generations  # the incumbent rescored, then each generation
+    np.testing.assert_allclose([losses.min() for losses, _ in spy.returns[1:]], [h["best_loss"] for h in packaged],
+                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ns["p"].opt.incumbent, packaged[-1]["incumbent_loss"], rtol=0, atol=1e-6)
 
 
 def test_ajo_warns_when_its_budget_is_short_of_one_round(toy_split):
     import warnings
 
     from bbtkit.bbtv2 import round_calls
-    from bbtkit.checks import PartialRoundWarning
+    from bbtkit.guards import PartialRoundWarning
 
     lm = bk.tiny_model("llama", layers=2)
     cfg = tiny_cfg(calibration=None, popsize=10, budget=12, eval_every=100, phase_generations=None)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import bbtkit as bk
+from notebook_cells import Spy, run_cell
 from bbtkit.bbt import candidate_losses
 from bbtkit.cmaes import minimize
 from bbtkit.data import Example, Examples, Split
@@ -132,22 +133,15 @@ def test_record_generations_keeps_what_the_pictures_need():
 
 
 def test_the_inline_loop_of_notebook_03_matches_run_bbt(toy_split):
-    """Notebook 03 writes the BBT loop out by hand; it must be the loop run_bbt runs."""
-    import cma
-    from bbtkit.bbt import candidate_losses, make_projection
-    from bbtkit.cmaes import cma_options
+    """Notebook 03 writes the BBT loop out by hand: its cell, run as committed on a tiny model, is the loop
+    run_bbt runs (the same best loss at every generation, the same calls)."""
 
-    lm, cfg = bk.tiny_model("llama"), tiny_cfg()
-    n, H = cfg.n_prompt_tokens, lm.hidden_size
-    api = bk.BlackBoxLM(lm, "sst2", toy_split.train, budget=cfg.budget)
-    proj = make_projection(cfg, lm, n * H, lm.embeddings.weight.std().item(), cfg.seed)
-    es = cma.CMAEvolutionStrategy(np.zeros(cfg.intrinsic_dim), cfg.sigma, cma_options(cfg.popsize, cfg.seed, cfg.bound))
-    best = []
-    while api.calls + cfg.popsize <= cfg.budget:
-        Z = np.asarray(es.ask())
-        out = api(proj(Z).view(len(Z), n, H))
-        losses, _ = candidate_losses(out.logits, out.labels, cfg.loss, api.task)
-        es.tell(list(Z), losses.tolist())
-        best.append(losses.min())
-    res = bk.run_bbt(lm, "sst2", toy_split, cfg, display=False, evaluate_test=False)
-    np.testing.assert_allclose(best, [h["best_loss"] for h in res.history[1:]], rtol=1e-6)
+    lm, task = bk.tiny_model("llama"), bk.get_task("sst2")
+    spy = Spy(candidate_losses)
+    ns = run_cell("03_black_box_tuning.ipynb", "es.tell(", lm=lm, task=task, split=toy_split, BUDGET=60,
+                  candidate_losses=spy)
+    res = bk.run_bbt(lm, task, toy_split, ns["cfg"], display=False, evaluate_test=False)
+    assert len(spy.returns) == len(res.history) - 1 == 60 // ns["cfg"].popsize
+    np.testing.assert_allclose([losses.min() for losses, _ in spy.returns],
+                               [h["best_loss"] for h in res.history[1:]], rtol=1e-6)
+    assert ns["api"].calls == res.api_calls

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import bbtkit as bk
+from notebook_cells import Spy, run_cell
 from bbtkit import inject
-from bbtkit.bbtv2 import clipped_std, layer_scales
+from bbtkit.scales import clipped_std, layer_scales
 from bbtkit.data import Example, Examples, Split
 
 ATOL = 1e-5
@@ -173,43 +174,29 @@ def test_bbtv2_presets_and_errors(toy_split):
 
 
 def test_the_inline_loop_of_notebook_04_matches_run_bbtv2(toy_split):
-    """Notebook 04 section 3 writes one round of BBTv2 by hand; run_bbtv2's first round must agree."""
-    import cma
-
-    from bbtkit.bbt import candidate_losses, make_projection
-    from bbtkit.cmaes import cma_options
+    """Notebook 04 section 3 writes one round of BBTv2 by hand: its cell, run as committed on a tiny model,
+    is run_bbtv2's first round (each layer's best loss and the kept prompt's loss, the same calls)."""
+    from bbtkit.bbt import candidate_losses
 
     lm, task = bk.tiny_model("llama", layers=3), bk.get_task("sst2")
     L, cfg = lm.num_layers, tiny_cfg()
     n, H = cfg.n_prompt_tokens, lm.hidden_size
     scales = layer_scales(lm, task, toy_split.train, n, "after")
-    api = bk.BlackBoxLM(lm, task, toy_split.train, budget=1 + L * cfg.popsize)
-    projs = [make_projection(cfg, lm, n * H, float(scales[l]), cfg.seed + l) for l in range(L)]
-    strategies = [cma.CMAEvolutionStrategy(np.zeros(cfg.intrinsic_dim), cfg.sigma,
-                                           cma_options(cfg.popsize, cfg.seed + l, cfg.bound)) for l in range(L)]
-    deep = torch.zeros(L, n, H)
-    out = api(deep[None])
-    kept = candidate_losses(out.logits, out.labels, cfg.loss, task)[0][0]
-    by_hand = []
-    for l in range(L):
-        api.cache_below(l, deep)
-        Z = np.asarray(strategies[l].ask())
-        cand = deep.expand(len(Z), -1, -1, -1).clone()
-        cand[:, l] = projs[l](Z).view(len(Z), n, H)
-        losses, accs = candidate_losses(api(cand).logits, out.labels, cfg.loss, task)
-        strategies[l].tell(list(Z), losses.tolist())
-        if losses.min() < kept:
-            kept, deep[l] = losses.min(), cand[losses.argmin(), l]
-        by_hand.append((float(losses.min()), float(kept)))
+    spy = Spy(candidate_losses)
+    ns = run_cell("04_bbtv2_deep_prompts.ipynb", "strategies[l].tell(", lm=lm, task=task, split=toy_split, cfg=cfg,
+                  L=L, n=n, H=H, scales=scales, SMOKE=False, candidate_losses=spy)
     res = bk.run_bbtv2(lm, task, toy_split, tiny_cfg(budget=1 + L * cfg.popsize), display=False, evaluate_test=False)
-    packaged = [(h["best_loss"], h["incumbent_loss"]) for h in res.history if h["round"] == 1]
-    np.testing.assert_allclose(by_hand, packaged, rtol=0, atol=1e-6)
+    round1 = [h for h in res.history if h["round"] == 1]
+    np.testing.assert_allclose([losses.min() for losses, _ in spy.returns[1:]], [h["best_loss"] for h in round1],
+                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ns["kept"], round1[-1]["incumbent_loss"], rtol=0, atol=1e-6)
+    assert ns["api"].calls == res.api_calls == 1 + L * cfg.popsize
 
 
 def test_a_budget_short_of_one_round_warns_and_the_result_keeps_the_note(toy_split, tmp_path):
     import warnings
 
-    from bbtkit.checks import PartialRoundWarning
+    from bbtkit.guards import PartialRoundWarning
 
     lm = bk.tiny_model("llama", layers=2)
     cfg = tiny_cfg(popsize=10, budget=11, eval_every=100)

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import bbtkit as bk
+from notebook_cells import run_cell
 from bbtkit.data import Example, Examples, Split
 from bbtkit.dfo_lora import make_space
 from bbtkit.projection import normal_std
@@ -72,24 +73,12 @@ def test_cpu_quick_adapts_the_top_six_layers_and_bad_settings_say_what_to_do():
 
 
 def test_notebook_09s_plain_loop_is_run_dfo_lora(split):
-    """The loop notebook 09 shows, written out with the package's pieces, ends where run_dfo_lora does."""
-    from bbtkit.dfo_lora import make_optimizer, make_space
-    from bbtkit.objectives import Loss
-
-    lm = bk.tiny_model("llama", layers=2)
-    cfg = small(budget=41)
-    res = bk.run_dfo_lora(lm, "sst2", split, cfg, display=False, evaluate_test=False)
-
-    bk.set_seed(cfg.seed)
-    layers = cfg.resolve_layers(lm.num_layers)
-    api = bk.BlackBoxLM(lm, "sst2", split.train, budget=cfg.budget, layer_cache=True)
-    space, opt, loss = make_space(cfg, api, layers), make_optimizer(cfg, layers), Loss(bk.get_task("sst2"), cfg.loss)
-    opt.rescore(loss(api(adapters=space.adapters(opt.start)))[0][0])   # the incumbent: zero adapters
-    while api.calls + opt.popsize <= cfg.budget:
-        Z = opt.ask()                                    # (pop, layers, d): one layer's row varies
-        losses, _ = loss(api(adapters=space.candidates(Z)))
-        opt.tell(Z, losses)                              # kept only if the whole model improves
-    assert opt.incumbent == res.extra["train_loss"] and api.calls == res.api_calls
+    """The loop notebook 09 shows, its cell run as committed on a tiny model, ends where run_dfo_lora does."""
+    lm, task = bk.tiny_model("llama", layers=6), bk.get_task("sst2")  # cpu_quick tunes the top 6 layers
+    ns = run_cell("09_dfo_lora.ipynb", "opt.tell(Z, losses)", lm=lm, task=task, split=split, BUDGET=20)
+    res = bk.run_dfo_lora(lm, task, split, ns["cfg"], display=False, evaluate_test=False)
+    assert ns["opt"].incumbent == res.extra["train_loss"]
+    assert ns["api"].calls == res.api_calls + 1  # the cell's last line scores zero adapters once more
 
 
 def test_fireworks_pictures_and_the_widget_build():

@@ -22,10 +22,10 @@ def lm():
     return bk.tiny_model("llama")
 
 
-@pytest.mark.parametrize("method", list(eot.METHODS))
+@pytest.mark.parametrize("method", list(eot.CALLS_PER_PROBLEM))
 def test_each_method_takes_its_calls_and_keeps_every_steps_text(lm, method):
     res = eot.run_reasoning(lm, PROBLEMS, method, SMALL, display=False)
-    assert res.n == 3 and res.calls == eot.METHODS[method] * 3 and res.stop == "done"
+    assert res.n == 3 and res.calls == eot.CALLS_PER_PROBLEM[method] * 3 and res.stop == "done"
     steps = {"eot": EOT_STEPS, "zero-shot": ["answer"]}.get(method, ["reasoning", "extraction"])
     for t, p in zip(res.traces, PROBLEMS):
         assert [s["step"] for s in t["steps"]] == steps

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
+from notebook_cells import run_cell
 from bbtkit.data import Example, Examples, Split
 from bbtkit.evoprompt import (EvoPromptConfig, InstructionFitness, TextEvolution, extract_prompt, run_evoprompt,
                               with_instruction)
@@ -94,27 +95,18 @@ def test_without_a_generation_limit_the_run_spends_its_budget():
 
 
 def test_notebook_10s_plain_loop_is_run_evoprompt():
-    """The GA loop notebook 10 shows, written out with the package's pieces, is the loop run_evoprompt runs."""
-    from bbtkit.evoprompt import default_instructions
-
-    lm = bk.tiny_model("gpt2")
+    """The GA loop notebook 10 shows, its cell run as committed on a tiny model (at the smoke budget: tiny-gpt2
+    reads 256 positions), is the loop run_evoprompt runs: the same archive, the same best, the same calls."""
+    lm, task = bk.tiny_model("gpt2"), bk.get_task("sst2")
     ex = Examples([Example(t, None, y) for t, y in [("good fun", 1), ("awful", 0), ("the best", 1), ("boring", 0)]])
     split = Split("sst2", 0, ex, ex, ex)
-    cfg = dataclasses.replace(EvoPromptConfig.cpu_quick(seed=4), population=3, budget=21, max_new_tokens=8)
-    res = run_evoprompt(lm, "sst2", split, cfg, display=False, evaluate_test=False)
-
-    task = bk.get_task("sst2")
-    bk.set_seed(cfg.seed)
-    llm = bk.GenerativeLM(lm, batch_size=cfg.population)          # the operators: text in, text out
-    fitness = InstructionFitness(lm, task, split.dev)             # an instruction's dev metric: 1 call, cached
-    opt = TextEvolution(llm, default_instructions(task), cfg.operator, cfg.population, cfg.generations, cfg.seed,
-                        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
-    while not opt.stop() and llm.calls + fitness.calls + opt.popsize <= cfg.budget:
-        X = opt.ask()                                             # children: crossover and mutation by the LLM
-        scores = np.array([fitness(opt.archive[int(i)]) for i in X[:, 0]])
-        opt.tell(X, -scores)                                      # the loop minimises: loss = -dev metric
+    ns = run_cell("10_evolving_prompts.ipynb", "opt.tell(X, -scores)", lm=lm, task=task, split=split, SMOKE=True)
+    res = run_evoprompt(lm, task, split, ns["cfg"], display=False, evaluate_test=False)
+    opt = ns["opt"]
+    assert ns["llm"].calls > 0  # the LLM was asked for children
     assert opt.archive == [a["instruction"] for a in res.extra["archive"]]
-    assert opt.archive[opt.best] == res.extra["instruction"] and llm.calls + fitness.calls == res.api_calls
+    assert opt.archive[opt.best] == res.extra["instruction"]
+    assert ns["llm"].calls + ns["fitness"].calls == res.api_calls
 
 
 # --- issue 29: an operator's text never ends a run; configs refuse bad fields with a sentence ---

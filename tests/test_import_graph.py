@@ -69,3 +69,14 @@ def test_a_planted_cycle_is_found_lazy_or_not(tmp_path):
         f.write("\n\ndef _planted():\n    from .bbt import run_bbt\n    return run_bbt\n")
     found = cycles(import_graph(root))
     assert any({"bbtkit.inject", "bbtkit.bbt"} <= set(c) for c in found), found
+
+
+def test_one_module_defines_METHODS_the_registry():
+    """One name, one meaning: the calibrations, ZO optimizers, reasoning strategies and leaderboard rows
+    are named for what they hold."""
+    owners = sorted(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+                    if any(getattr(t, "id", None) == "METHODS" for n in ast.parse(p.read_text()).body
+                           for t in (n.targets if isinstance(n, ast.Assign) else
+                                     [n.target] if isinstance(n, ast.AnnAssign) else [])))
+    assert owners == ["bbtkit.methods"]
+    assert isinstance(bk.METHODS, dict) and all(callable(m.run) for m in bk.METHODS.values())

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import bbtkit as bk
+from notebook_cells import Spy, run_cell
 from bbtkit.api import BlackBoxLM, as_prompts, mean_embeddings
 from bbtkit.data import Example, Examples, Split
 from bbtkit.spaces import WeightedPrompt, relevance
@@ -151,29 +152,17 @@ def test_bad_configs_say_what_to_do():
 
 
 def test_notebook_11s_plain_loop_is_run_ipl(split):
-    """The loop notebook 11 shows, written out with the package's pieces, is the loop run_ipl runs."""
-    from bbtkit.ipl import make_space
+    """The loop notebook 11 shows, its cell run as committed on a tiny model, is the loop run_ipl runs (the same
+    best loss at every generation, the same calls)."""
     from bbtkit.objectives import Loss
-    from bbtkit.optimizers import CMA
 
-    lm = bk.tiny_model("llama")
-    cfg = dataclasses.replace(bk.IPLConfig.cpu_quick(seed=5), intrinsic_dim=8, weight_dim=4, head_size=4, budget=40)
-    res = bk.run_ipl(lm, "sst2", split, cfg, display=False, evaluate_test=False)
-
-    bk.set_seed(cfg.seed)
-    api = bk.BlackBoxLM(lm, "sst2", split.train, budget=cfg.budget)
-    space, loss = make_space(cfg, api), Loss(bk.get_task("sst2"), cfg.loss)
-    feats = api.input_embeddings()                  # (examples, H): what an embeddings endpoint returns
-    opt = CMA(space.dim, cfg.sigma, cfg.popsize, cfg.seed, cfg.bound)
-    best = []
-    while api.calls + opt.popsize <= cfg.budget:
-        X = opt.ask()                                # (pop, d_P + 2 d_W)
-        prompts = space.candidates(X, feats)         # (pop, examples, tokens, H): one prompt per example
-        losses, _ = loss(api(prompts, per_example=True))
-        opt.tell(X, losses)
-        best.append(losses.min())
-    np.testing.assert_allclose(best, [h["best_loss"] for h in res.history[1:]], rtol=1e-6)
-    assert api.calls == res.api_calls
+    lm, task, spies = bk.tiny_model("llama"), bk.get_task("sst2"), []
+    ns = run_cell("11_instance_aware_prompts.ipynb", "opt.tell(X, losses)", lm=lm, task=task, split=split, BUDGET=40,
+                  Loss=lambda *a, **kw: spies.append(Spy(Loss(*a, **kw))) or spies[-1])
+    res = bk.run_ipl(lm, task, split, ns["cfg"], display=False, evaluate_test=False)
+    np.testing.assert_allclose([out.min() for out, _ in spies[0].returns], [h["best_loss"] for h in res.history[1:]],
+                               rtol=1e-6)
+    assert ns["api"].calls == res.api_calls and len(res.history) > 2
 
 
 def test_the_explorer_draws_the_weights_of_a_typed_input(split):

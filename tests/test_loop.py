@@ -143,8 +143,8 @@ def test_layerwise_cma_keeps_a_block_only_if_the_whole_prompt_improves():
 # --- the black-box rule, visible in the imports ---------------------------------------------------
 PACKAGE = Path(bk.__file__).parent
 # Modules that hold model internals or load models; every other module sees the model only through the API.
-INSIDE = {"inject", "lowrank", "models", "lm", "embedded", "api", "__init__", "__main__"}
-FORBIDDEN = {"inject", "lowrank", "models", "lm", "embedded", "transformers"}
+INSIDE = {"inject", "lowrank", "models", "lm", "embedded", "forward", "scales", "api", "__init__", "__main__"}
+FORBIDDEN = {"inject", "lowrank", "models", "lm", "embedded", "forward", "scales", "transformers"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -160,6 +160,14 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _reads_the_model_inside(path: Path) -> list[int]:
+    """Lines that reach through an LM to the network it wraps: ``model.model``, ``lm.model``, ``x.model.model``."""
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr == "model"
+            and (isinstance(node.value, ast.Name) and node.value.id in ("model", "lm")
+                 or isinstance(node.value, ast.Attribute) and node.value.attr == "model")]
+
+
 def test_method_modules_import_neither_inject_nor_transformers_nor_models():
     method_modules = {m.run.__module__.rsplit(".", 1)[-1] for m in bk.METHODS.values()}
     method_modules |= {"loop", "optimizers", "spaces", "objectives", "calibration", "leaderboard", "methods", "mezo"}
@@ -167,6 +175,9 @@ def test_method_modules_import_neither_inject_nor_transformers_nor_models():
     for name in sorted(method_modules - INSIDE):
         bad = _imports(PACKAGE / f"{name}.py") & FORBIDDEN
         assert not bad, f"bbtkit/{name}.py imports {sorted(bad)}: a method sees the model only through bbtkit.api"
+        if "whitebox" not in _imports(PACKAGE / f"{name}.py"):  # MeZO opens the box on purpose, through whitebox
+            lines = _reads_the_model_inside(PACKAGE / f"{name}.py")
+            assert not lines, f"bbtkit/{name}.py reads the network inside the LM at lines {lines}"
 
 
 def test_only_the_white_box_chapter_opens_the_box():
@@ -178,15 +189,21 @@ def test_only_the_white_box_chapter_opens_the_box():
 
 def test_the_import_check_catches_a_forbidden_import(tmp_path):
     bad = tmp_path / "m.py"
-    bad.write_text("from . import inject\nfrom .models import LM\nimport transformers.models\n")
-    assert _imports(bad) & FORBIDDEN == {"inject", "models", "transformers"}
+    bad.write_text("from . import inject\nfrom .models import LM\nimport transformers.models\n"
+                   "from .scales import layer_scales\nfrom . import forward\n\n\ndef f(api, lm):\n"
+                   "    return api.model.hidden_size, lm.model.config, api.model.model\n")
+    assert _imports(bad) & FORBIDDEN == {"inject", "models", "transformers", "scales", "forward"}
+    assert _reads_the_model_inside(bad) == [9, 9]  # api.model (the LM's view) is allowed
 
 
 def test_every_registered_method_has_presets_and_a_run_function():
     for name, m in bk.METHODS.items():
         cfg = m.preset("sst2", 13, budget=60)
         assert dataclasses.is_dataclass(cfg) and callable(m.run), name
-        assert m.preset("sst2", 13, paper=True) is not None
+        paper = m.preset("sst2", 13, paper=True)
+        assert type(paper) is type(cfg) and paper.seed == 13, name  # the paper's settings, in the same config type
+        if m.tunes:
+            assert paper.budget >= cfg.budget, name
         if m.tunes:
             assert cfg.budget == 60
     with pytest.raises(ValueError, match="registered methods"):
@@ -196,7 +213,7 @@ def test_every_registered_method_has_presets_and_a_run_function():
 def test_a_candidate_with_nan_logits_ends_the_run_and_keeps_its_best():
     """A diverged candidate (the API refuses NaN or inf logits, uncharged) stops the run with the reason;
     what the generations before it found is kept."""
-    from bbtkit.checks import NonFiniteLogitsError
+    from bbtkit.guards import NonFiniteLogitsError
 
     opt = CMA(3, 1.0, popsize=4, seed=0)
 

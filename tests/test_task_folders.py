@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
-from bbtkit.checks import InputsCutWarning
+from bbtkit.guards import InputsCutWarning
 from bbtkit.results import TaskMismatchWarning
 
 PAIRS = [("the man went to the city", "a man is in the city", 0), ("a dog", "a cat", 1),
@@ -175,7 +175,7 @@ def test_reference_scores_refuse_no_draws_and_labels_of_another_task():
 
 
 def test_a_result_loaded_for_another_model_warns(tmp_path):
-    from bbtkit.checks import ModelMismatchWarning
+    from bbtkit.guards import ModelMismatchWarning
     from bbtkit.projection import Projection
     from bbtkit.results import Result
 

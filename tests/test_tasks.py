@@ -6,6 +6,7 @@ import pytest
 
 import bbtkit as bk
 from bbtkit.data import Example
+from bbtkit.examples import Examples
 from bbtkit.tasks import score
 from bbtkit.templates import encode_example, parse_template
 
@@ -82,7 +83,8 @@ def test_a_student_defined_task_works_end_to_end(toy):
     lm = bk.tiny_model("gpt2")
     task = bk.Task("opinion", ("bad", "good"), {"causal": "{text_a} . i think it was {mask}"})
     acc = bk.evaluate(lm, task, toy)
-    assert 0.0 <= acc <= 1.0
+    one_by_one = [int(bk.label_logits(lm, task, Examples([ex])).argmax(-1)) for ex in toy]  # no padding, no batch
+    assert acc == pytest.approx(np.mean([p == ex.label for p, ex in zip(one_by_one, toy)]))
     other = task.with_template("{text_a} so {mask}", "causal", ("awful", "fun"))
     assert other.words("causal") == ("awful", "fun") and dataclasses.asdict(other)["name"] == "opinion"
 

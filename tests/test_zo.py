@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import bbtkit as bk
+from notebook_cells import run_cell
 from bbtkit import leaderboard as lb
 from bbtkit.data import Example, Examples, Split
 from bbtkit.loop import tune
@@ -163,24 +164,13 @@ def test_zo_rows_are_registered_leaderboard_methods(tmp_path):
 
 
 def test_the_inline_loop_of_notebook_08_matches_run_zo(toy_split):
-    """Notebook 08 writes the ZO loop out by hand; it must be the loop run_zo runs."""
-    from bbtkit.bbt import candidate_losses, make_projection
-
-    lm, cfg = bk.tiny_model("llama"), small()
-    n, H = cfg.n_prompt_tokens, lm.hidden_size
-    api = bk.BlackBoxLM(lm, "sst2", toy_split.train, budget=cfg.budget)
-    proj = make_projection(cfg, lm, n * H, float(api.value_scales(n)[0]), cfg.seed)
-    opt = ZO(VectorParams(cfg.intrinsic_dim), cfg.optimizer, eps=cfg.eps, lr=cfg.lr, seed=cfg.seed)
-    plain = []
-    while api.calls + opt.popsize <= cfg.budget:
-        X = opt.ask()
-        out = api(proj(X).view(len(X), n, H))
-        losses, _ = candidate_losses(out.logits, out.labels, cfg.loss, api.task)
-        opt.tell(X, losses)
-        plain.append(losses.min())
-    res = run_zo(lm, "sst2", toy_split, cfg, display=False, evaluate_test=False)
-    np.testing.assert_allclose(plain, [h["best_loss"] for h in res.history[1:]], rtol=1e-6)
-    assert len(plain) == cfg.budget // 2
+    """Notebook 08 writes the ZO loop out by hand: its cell, run as committed on a tiny model, is the loop
+    run_zo runs (the same loss at every step, the same calls)."""
+    lm, task = bk.tiny_model("llama"), bk.get_task("sst2")
+    ns = run_cell("08_zeroth_order.ipynb", "opt.tell(X, losses)", lm=lm, task=task, split=toy_split, BUDGET=20)
+    res = run_zo(lm, task, toy_split, ns["cfg"], display=False, evaluate_test=False)
+    np.testing.assert_allclose(ns["plain"], [h["best_loss"] for h in res.history[1:]], rtol=1e-6)
+    assert len(ns["plain"]) == ns["opt"].steps == 10 and ns["api"].calls == 20
 
 
 def test_curves_over_seeds_take_the_best_value_so_far_on_a_common_grid():

@@ -1,4 +1,4 @@
-"""Checks that turn bad input into a sentence saying what to do, before any compute is charged.
+"""Input guards: they turn bad input into a sentence saying what to do, before any compute is charged.
 
 Each guards against a *silent wrong answer* found by trying bad inputs as a new user would: a NaN in a
 prompt gave a plausible 0.5 (every prediction class 0), labels outside the task's classes gave a
