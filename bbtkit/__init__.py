@@ -25,6 +25,6 @@ from .tasks import TASKS, LabelWordError, Task, get_task
 from .task_folders import FolderReport, check_task_folder, reference_scores
 from .widgets import show, top_tokens
 from .exercises import check
-from .zo import ZOConfig, run_zo
+from .zo_sgd import ZOConfig, run_zo
 
 __version__ = "0.1.0"

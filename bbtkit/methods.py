@@ -19,7 +19,7 @@ from .dfo_lora import DFOLoRAConfig, run_dfo_lora
 from .evoprompt import EvoPromptConfig, run_evoprompt
 from .ipl import IPLConfig, run_ipl
 from .random_search import RandomSearchConfig, run_random_search
-from .zo import ZOConfig, run_zo
+from .zo_sgd import ZOConfig, run_zo
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,23 @@ def test_one_module_defines_METHODS_the_registry():
                                      [n.target] if isinstance(n, ast.AnnAssign) else [])))
     assert owners == ["bbtkit.methods"]
     assert isinstance(bk.METHODS, dict) and all(callable(m.run) for m in bk.METHODS.values())
+
+
+PIECES = ("optimizers", "zo", "fireworks", "cmaes", "spaces", "objectives", "projection", "loop")
+METHOD_MODULES = {m.run.__module__ for m in bk.METHODS.values()} | {"bbtkit.mezo", "bbtkit.ipl_gradient", "bbtkit.eot"}
+
+
+def upward(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """{piece: the method modules it imports}: an optimizer, a space or an objective is a piece a method puts
+    together, and never imports a method."""
+    return {p: sorted(graph[f"bbtkit.{p}"] & METHOD_MODULES) for p in PIECES if graph[f"bbtkit.{p}"] & METHOD_MODULES}
+
+
+def test_no_upward_import_from_optimizers_spaces_or_objectives_to_a_method(tmp_path):
+    assert {"bbtkit.bbt", "bbtkit.zo_sgd", "bbtkit.ajo"} <= METHOD_MODULES
+    assert upward(import_graph(PACKAGE)) == {}
+    root = tmp_path / "bbtkit"
+    shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(root / "spaces.py", "a") as f:  # a space reaching up to a method, inside a function
+        f.write("\n\ndef _planted():\n    from .bbt import BBTConfig\n    return BBTConfig\n")
+    assert upward(import_graph(root)) == {"spaces": ["bbtkit.bbt"]}

@@ -8,7 +8,7 @@ import bbtkit as bk
 import notebook_cells
 from notebook_cells import cell, run_cell
 from bbtkit.data import Split
-from bbtkit.zo import run_zo
+from bbtkit.zo_sgd import run_zo
 
 NB = "08_zeroth_order.ipynb"
 LINE = "    opt.tell(X, losses)                                             #"

@@ -12,7 +12,8 @@ from notebook_cells import run_cell
 from bbtkit import leaderboard as lb
 from bbtkit.data import Example, Examples, Split
 from bbtkit.loop import tune
-from bbtkit.zo import ZO, VectorParams, ZOConfig, gradient_alignment, run_zo
+from bbtkit.zo import ZO, VectorParams, gradient_alignment
+from bbtkit.zo_sgd import ZOConfig, run_zo
 
 RNG = np.random.default_rng(7)
 Q = RNG.standard_normal((6, 6))
