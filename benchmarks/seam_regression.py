@@ -1,7 +1,8 @@
 """Seam regression: every registered method, plus MeZO, gradient IPL and EoT, on tiny budgets (fp32, SST-2
 seed 42; EoT on two MultiArith problems), saved to a folder and compared row by row with the same runs made by
 another version of bbtkit, the commit before a refactor. A refactor that keeps behaviour gives identical rows:
-max |Δz| = 0 (or the same instruction text, the same predictions), the same calls, dev and test.
+max |Δz| = 0 (or the same instruction text, the same predictions), the same training losses
+generation by generation, the same calls, dev and test.
 
     git worktree add /tmp/before <commit before the change>
     PYTHONPATH=/tmp/before python benchmarks/seam_regression.py --save /tmp/seam-before
@@ -33,7 +34,7 @@ def rows_of(lm, names, budget: int, test_size: int):
             res = bk.run_eot(lm, problems, bk.EoTConfig.cpu_quick(reason_tokens=32, rewrite_tokens=32, evolve_tokens=24),
                              display=False)
             yield name, {"calls": res.calls, "dev": None, "test": res.accuracy,
-                         "text": [t["prediction"] for t in res.traces]}, None
+                         "text": [t["prediction"] for t in res.traces], "losses": []}, None
             continue
         if name == "mezo":
             cfg = dataclasses.replace(bk.MeZOConfig.cpu_quick(seed=42), budget=budget, eval_every=budget // 2)
@@ -45,7 +46,9 @@ def rows_of(lm, names, budget: int, test_size: int):
                 cfg = dataclasses.replace(cfg, mode="gradient", steps=4, eval_every=2)
             res = method.run(lm, "sst2", split, cfg, display=False)
         text = res.extra.get("instruction")
-        yield name, {"calls": res.api_calls, "dev": res.dev_metric, "test": res.test_metric, "text": text}, res.z
+        losses = [h.get("best_loss", h.get("train_loss")) for h in res.history]  # the path, not only where it ended
+        yield name, {"calls": res.api_calls, "dev": res.dev_metric, "test": res.test_metric, "text": text,
+                     "losses": losses}, res.z
 
 
 def compare(name: str, row: dict, z, other: Path) -> dict:
@@ -55,7 +58,7 @@ def compare(name: str, row: dict, z, other: Path) -> dict:
     if z is not None:
         z0 = np.load(other / f"{name}-z.npy")
         dz = float(np.abs(z0 - z).max(initial=0.0)) if z0.shape == np.shape(z) else float("inf")
-    same = all(before[k] == row[k] for k in ("calls", "dev", "test", "text")) and dz in (None, 0.0)
+    same = all(before.get(k) == row[k] for k in ("calls", "dev", "test", "text", "losses")) and dz in (None, 0.0)
     return {"method": name, "max_dz": dz, "same": same, "before": before, "after": row}
 
 
