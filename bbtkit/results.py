@@ -79,7 +79,8 @@ class Result:
             return InstancePrompt(self.projections, self.n_tokens, self.hidden, self.extra["head_size"],
                                   self.extra["feature_mean"]).prompt(self.z[0])
         rows = [proj(z).view(self.n_tokens, self.hidden) for proj, z in zip(self.projections, self.z)]
-        if self.layers == [0] and (self.method == "bbt" or self.extra.get("space") == "shallow"):
+        # the space says; results saved before runs recorded it are shallow when they prompt layer 0 alone
+        if self.layers == [0] and self.extra.get("space", "shallow") == "shallow":
             return rows[0]
         deep = torch.zeros(self.num_layers, self.n_tokens, self.hidden)
         for layer, row in zip(self.layers, rows):

@@ -13,13 +13,14 @@ from bbtkit.results import Result, ResultFileError, TaskMismatchWarning, calls_t
 N, H, D = 2, 3, 4
 
 
-def result(layers=(0,), method="bbt", **kw):
+def result(layers=(0,), method="bbt", extra=None, **kw):
     projs = [Projection(d=D, out_dim=N * H, seed=10 + i, kind="normal", std=0.2) for i in range(len(layers))]
     z = np.random.default_rng(0).normal(size=(len(layers), D))
     return Result(method=method, task=bk.get_task("sst2"), model="tiny-llama", config={"seed": 1}, z=z,
                   projections=projs, n_tokens=N, hidden=H, layers=list(layers), num_layers=4, position="after",
                   history=[{"calls": 10, "dev_metric": 0.5}, {"calls": 20, "dev_metric": 0.75}], dev_metric=0.75,
-                  test_metric=0.7, api_calls=20, extra={"space": "shallow" if len(layers) == 1 else "deep"}, **kw)
+                  test_metric=0.7, api_calls=20,
+                  extra={"space": "shallow" if len(layers) == 1 else "deep"} if extra is None else extra, **kw)
 
 
 def test_the_prompt_is_rebuilt_from_z_and_the_projection_seeds():
@@ -78,3 +79,10 @@ def test_loading_for_another_template_warns(tmp_path):
 def test_calls_to_reach_a_dev_target():
     h = result().history
     assert calls_to_reach(h, 0.6) == 20 and calls_to_reach(h, 0.5) == 10 and calls_to_reach(h, 0.8) is None
+
+
+def test_the_space_not_the_method_name_says_whether_a_prompt_is_shallow():
+    legacy = result(method="random", extra={})  # saved before runs recorded their space: layer 0 alone is shallow
+    assert legacy.prompt.shape == (N, H)
+    deep_at_0 = result(method="bbt", extra={"space": "deep"})  # a deep prompt tuned at layer 0 only stays deep
+    assert deep_at_0.prompt.shape == (4, N, H) and torch.equal(deep_at_0.prompt[0], legacy.prompt)
