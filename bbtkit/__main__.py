@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 
-from . import data
+from .data import splits as data
 
 
 def setup() -> int:
-    from .embedded import embedded_dir
-    from .models import load_model
+    from .model.embedded import embedded_dir
+    from .model.load import load_model
 
     path = embedded_dir()
     lm = load_model()
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         print(("fp32" if pick_dtype(pick_device()) == torch.bfloat16 else "bf16") if args.other_dtype else describe())
         return 0
-    from .download import download_task
+    from .data.download import download_task
 
     for task in args.tasks:
         t0 = time.perf_counter()

@@ -1,5 +1,5 @@
 """Checksums that prove a saved file is what was written: a result folder's ``result.json``, ``z.npz`` and
-``classifier.safetensors`` (``bbtkit.results``), and a run's checkpoint (``bbtkit.checkpoints``).
+``classifier.safetensors`` (``bbtkit.tuning.results``), and a run's checkpoint (``bbtkit.tuning.checkpoints``).
 
 A JSON document is checksummed as plain JSON: ``as_json`` turns numpy numbers and arrays into Python
 ones first, so that the document read back from the file has the same ``json_digest`` as the one written.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bbt import BBTConfig, run_shallow
+from .methods.bbt import BBTConfig, run_shallow
 
 
 class RandomSearch:

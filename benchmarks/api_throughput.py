@@ -30,9 +30,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import bbtkit as bk
-from bbtkit import inject
+from bbtkit.model import inject
 from bbtkit.runtime import smoke
-from bbtkit.templates import encode_example, pad_batch
+from bbtkit.model.templates import encode_example, pad_batch
 
 
 @torch.no_grad()

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 import bbtkit as bk
-from bbtkit.data import Examples, data_dir, load_examples
-from bbtkit.leaderboard import ROOT, TEST_SIZE, setting
-from bbtkit.methods import paper_budget
-from bbtkit.methods import get_method
+from bbtkit.data.splits import Examples, data_dir, load_examples
+from bbtkit.course.leaderboard import ROOT, TEST_SIZE, setting
+from bbtkit.methods.registry import paper_budget
+from bbtkit.methods.registry import get_method
 
 OUT = Path(__file__).resolve().parents[1] / "runs" / "dfo_lora" / "heldout"
 

@@ -30,7 +30,7 @@ def child(mode: str, args) -> dict:
     import torch
 
     import bbtkit as bk
-    from bbtkit.dfo_lora import make_optimizer, make_space
+    from bbtkit.methods.dfo_lora import make_optimizer, make_space
 
     torch.set_num_threads(2)
     lm = bk.load_model(device=args.device, dtype=args.dtype)
@@ -38,7 +38,7 @@ def child(mode: str, args) -> dict:
     cuda = lm.device.type == "cuda"
     loaded = peak_mib(cuda)
     if mode == "bbtv2":
-        p = bk.bbtv2.setup(lm, "sst2", split, bk.BBTv2Config.cpu_quick(seed=42))
+        p = bk.methods.bbtv2.setup(lm, "sst2", split, bk.BBTv2Config.cpu_quick(seed=42))
         p.train(p.space.candidates(p.opt.start[None]))  # the incumbent, as the loop scores it first
         call = lambda: p.train(p.space.candidates(p.opt.ask()))  # noqa: E731
     else:

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 import bbtkit as bk
-from bbtkit.dfo_lora import make_space
-from bbtkit.leaderboard import TEST_SIZE
-from bbtkit.objectives import Loss
+from bbtkit.methods.dfo_lora import make_space
+from bbtkit.course.leaderboard import TEST_SIZE
+from bbtkit.tuning.objectives import Loss
 
 OUT = Path(__file__).resolve().parents[1] / "runs" / "dfo_lora" / "heldout" / "noise.json"
 

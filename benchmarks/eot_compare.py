@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import bbtkit as bk
-from bbtkit.eot import CALLS_PER_PROBLEM, EoTConfig, ReasoningResult, run_reasoning
+from bbtkit.methods.eot import CALLS_PER_PROBLEM, EoTConfig, ReasoningResult, run_reasoning
 
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "eot"
 

@@ -5,7 +5,7 @@ runs, and each run's measured minutes against its estimate. The issue asks for w
 
 Two tasks of one's own, written as the homework writes a task folder (16 examples per class in each
 few-shot split, a test set of 200):
-- ``messages``: the homework's made-up two-class task (``bk.task_folders.write_example_task``);
+- ``messages``: the homework's made-up two-class task (``bk.course.task_folders.write_example_task``);
 - ``six``: a six-class task made of DBpedia's first six classes (company, school, artist, athlete,
   politician, transport), its test set unbalanced on purpose (shares 40/20/15/10/10/5%).
 
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 import bbtkit as bk
-from bbtkit.data import Examples, bbt_sample, data_dir, load_examples
-from bbtkit.estimates import fixed_minutes, shared_budget
-from bbtkit.pilots import pilot
-from bbtkit.task_folders import _write
+from bbtkit.data.splits import Examples, bbt_sample, data_dir, load_examples
+from bbtkit.course.estimates import fixed_minutes, shared_budget
+from bbtkit.course.pilots import pilot
+from bbtkit.course.task_folders import _write
 
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "homework"
 ROWS = ["manual", "bbt", "bbtv2", "ajo"]
@@ -67,7 +67,7 @@ def calibrate_on_dev(lm, task, split) -> bool:
 
 
 def run_task(lm, name: str, minutes: float, folder: Path) -> dict:
-    task = bk.task_folders.write_example_task(folder / "messages") if name == "messages" else six_class_task(folder / "six")
+    task = bk.course.task_folders.write_example_task(folder / "messages") if name == "messages" else six_class_task(folder / "six")
     split = bk.load_split(folder / task.name, seed=42)
     calibrate = calibrate_on_dev(lm, task, split)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import bbtkit as bk
-from bbtkit import leaderboard as lb
+from bbtkit.course import leaderboard as lb
 
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "ipl"
 METHOD = "ipl_gradient"
@@ -26,7 +26,7 @@ METHOD = "ipl_gradient"
 
 def run_cell(lm, task: str, seed: int, root: Path = ROOT, test_size: int = lb.TEST_SIZE) -> bk.Result:
     """One gradient-trained IPL run, loaded when cached."""
-    folder = Path(root) / lb.setting(lm, scale=lb.budget("sst2") / bk.methods.paper_budget(task), test_size=test_size)
+    folder = Path(root) / lb.setting(lm, scale=lb.budget("sst2") / bk.methods.registry.paper_budget(task), test_size=test_size)
     path = folder / METHOD / f"{bk.get_task(task).name}-{lb.check_seed(seed)}"
     if (path / "result.json").exists():
         return bk.load_result(path)

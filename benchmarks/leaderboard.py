@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import bbtkit as bk
-from bbtkit import leaderboard as lb
+from bbtkit.course import leaderboard as lb
 
 _LM = None  # one model per worker process
 _SLOW = {"evoprompt": 8.0, "dfo_lora": 2.0, "dfo_lora_fw": 2.0, "zo_gv": 2.0}  # rough cost per call, BBT = 1

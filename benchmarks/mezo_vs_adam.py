@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 
 import bbtkit as bk
-from bbtkit.mezo import MeZOConfig, run_backprop, run_mezo
+from bbtkit.whitebox.mezo import MeZOConfig, run_backprop, run_mezo
 
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "zo"
 

@@ -6,7 +6,7 @@ tokens in each of the 24 layers, population 20, tuned layer by layer; with the l
 that differs from layer l up runs only layers l..23, so its seconds per call are averaged over l.
 The reference evaluates one candidate at a time through the stock model with full-vocabulary logits at
 every position, and (BBTv2) every layer for every candidate, as the original code does. The workload is
-SST-2 16-shot (32 examples). The twin has random weights (``bk.models.shape_twin``): its accuracy means
+SST-2 16-shot (32 examples). The twin has random weights (``bk.model.load.shape_twin``): its accuracy means
 nothing, its speed is the real thing. Logits of both paths must agree (max |diff| is printed).
 
 On a CPU one candidate takes seconds, so only ``--timed`` candidates of each population are timed (a
@@ -24,7 +24,7 @@ import torch
 from api_throughput import machine, reference_call, timed
 
 import bbtkit as bk
-from bbtkit.twins import SHAPES
+from bbtkit.model.twins import SHAPES
 
 CALLS = 8000
 
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, nargs="+", default=None, help="BBTv2: layers timed (default 0, L/2, L-1)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    lm = bk.models.shape_twin(args.model, device=args.device, dtype=args.dtype)
+    lm = bk.model.load.shape_twin(args.model, device=args.device, dtype=args.dtype)
     cfg = bk.BBTConfig.paper()
     pop, n, L = cfg.popsize, cfg.n_prompt_tokens, lm.num_layers
     timed_n = args.timed or (pop if lm.device.type == "cuda" else 2)

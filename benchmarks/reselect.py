@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import bbtkit as bk
-from bbtkit.methods import get_method
-from bbtkit.selection import Selection
+from bbtkit.methods.registry import get_method
+from bbtkit.tuning.selection import Selection
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 import bbtkit as bk
-from bbtkit import leaderboard as lb
-from bbtkit.methods import paper_budget
+from bbtkit.course import leaderboard as lb
+from bbtkit.methods.registry import paper_budget
 
 COMPARED = ("bbt", "random", "zo_sgd", "zo_gv")
 ROOT = Path(__file__).resolve().parents[1] / "runs" / "zo"

@@ -36,10 +36,10 @@ def child(mode: str, args) -> dict:
     import torch
 
     import bbtkit as bk
-    from bbtkit import whitebox
-    from bbtkit.mezo import MeZOConfig, TensorParams, batch_rows, trainable
-    from bbtkit.tensor_params import kept, snapshot_bytes
-    from bbtkit.zo import ZO
+    from bbtkit.whitebox import access as whitebox
+    from bbtkit.whitebox.mezo import MeZOConfig, TensorParams, batch_rows, trainable
+    from bbtkit.whitebox.tensor_params import kept, snapshot_bytes
+    from bbtkit.optim.zo import ZO
 
     torch.set_num_threads(2)
     lm = bk.load_model(device=args.device, dtype=args.dtype)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.data import Example, Examples
+from bbtkit.data.splits import Example, Examples
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if "BBTKIT_DATA" not in os.environ and SHARED.exists():
@@ -28,7 +28,7 @@ def toy_pairs():
     return Examples([Example(a, b, y) for a, b, y in rows], name="toy-pairs")
 
 
-@pytest.fixture(scope="session", params=bk.models.TINY)
+@pytest.fixture(scope="session", params=bk.model.load.TINY)
 def tiny(request):
     return bk.tiny_model(request.param)
 

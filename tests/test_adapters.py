@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit import inject
-from bbtkit.api import Forward
+from bbtkit.model import inject
+from bbtkit.api.blackbox import Forward
 
 
 def _inputs(lm, toy, pop):
@@ -90,7 +90,7 @@ ATOL = 1e-5
 
 
 def _set(lm, pop, layers, seed=0, zero_b=False, scale=1.0):
-    return bk.api.AdapterSet(_random_adapters(lm, pop, layers, seed=seed, zero_b=zero_b), scale)
+    return bk.api.blackbox.AdapterSet(_random_adapters(lm, pop, layers, seed=seed, zero_b=zero_b), scale)
 
 
 def test_the_api_with_zero_adapters_gives_the_bare_logits_and_counts_one_call_each(tiny, toy):
@@ -115,7 +115,7 @@ def test_the_api_batches_adapter_candidates_as_it_would_one_by_one(tiny, toy):
     torch.testing.assert_close(together[1], one, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("arch", bk.models.TINY)
+@pytest.mark.parametrize("arch", bk.model.load.TINY)
 def test_the_layer_cache_with_adapters_equals_the_full_forward(arch, toy):
     """Layer 0's adapters are fixed while layer 1's are tuned (DFO-LoRA's layer by layer): the cached
     hidden states entering layer 1 must give what the full forward gives."""
@@ -124,14 +124,14 @@ def test_the_layer_cache_with_adapters_equals_the_full_forward(arch, toy):
     tuned = _set(lm, 4, [1, 2], seed=6)
     weights = {0: {t: (A.expand(4, -1, -1), B.expand(4, -1, -1)) for t, (A, B) in fixed.weights[0].items()},
                **tuned.weights}
-    candidates = bk.api.AdapterSet(weights, 1.0)
+    candidates = bk.api.blackbox.AdapterSet(weights, 1.0)
     cached_api = bk.BlackBoxLM(lm, "sst2", toy, layer_cache=True)
     cached = cached_api(adapters=candidates).logits
     fw = cached_api.forward_for(0, context=False)
     assert fw.layer_cache is not None and fw.layer_cache[0] == 1  # it ran only layers 1 and 2
     full = bk.BlackBoxLM(lm, "sst2", toy, layer_cache=False)(adapters=candidates).logits
     torch.testing.assert_close(cached, full, atol=ATOL, rtol=0)
-    other = bk.api.AdapterSet({**weights, 0: {t: (A + 1, B) for t, (A, B) in weights[0].items()}}, 1.0)
+    other = bk.api.blackbox.AdapterSet({**weights, 0: {t: (A + 1, B) for t, (A, B) in weights[0].items()}}, 1.0)
     assert fw._cached_start(None, other)[0] == 0  # other adapters below: the cache does not serve them
 
 
@@ -140,9 +140,9 @@ def test_bad_adapters_are_refused_before_any_call(toy):
     api = bk.BlackBoxLM(lm, "sst2", toy)
     A, B = torch.zeros(2, 2, lm.hidden_size), torch.zeros(3, lm.hidden_size, 2)
     with pytest.raises(ValueError, match="same number"):
-        bk.api.AdapterSet({0: {"q": (A, B)}})
+        bk.api.blackbox.AdapterSet({0: {"q": (A, B)}})
     with pytest.raises(ValueError, match="NaN or inf"):
-        bk.api.AdapterSet({0: {"q": (A, torch.full((2, lm.hidden_size, 2), float("nan")))}})
+        bk.api.blackbox.AdapterSet({0: {"q": (A, torch.full((2, lm.hidden_size, 2), float("nan")))}})
     with pytest.raises(ValueError, match="2 prompts but 3 adapter sets"):
         api(torch.zeros(2, 2, lm.hidden_size), adapters=_set(lm, 3, [0]))
     assert api.calls == 0

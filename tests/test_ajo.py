@@ -7,9 +7,9 @@ import torch
 
 import bbtkit as bk
 from notebook_cells import Spy, run_cell
-from bbtkit import ajo
-from bbtkit.ajo import evaluate_parts, make_head, mixture, train_head
-from bbtkit.data import Example, Examples, Split
+from bbtkit.methods import ajo
+from bbtkit.methods.ajo import evaluate_parts, make_head, mixture, train_head
+from bbtkit.data.splits import Example, Examples, Split
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_calls_to_reach():
 def test_the_inline_loop_of_notebook_06_matches_run_ajo(toy_split):
     """Notebook 06 section 2 writes AJO's first classifier phase and prompt phase by hand: its two cells, run
     as committed on a tiny model, are run_ajo's first phases (each generation's best loss, the kept loss)."""
-    from bbtkit.objectives import candidate_losses
+    from bbtkit.tuning.objectives import candidate_losses
 
     lm, cfg = positive_logit_roberta(), tiny_cfg()
     spy = Spy(candidate_losses)
@@ -168,7 +168,7 @@ def test_the_inline_loop_of_notebook_06_matches_run_ajo(toy_split):
 def test_ajo_warns_when_its_budget_is_short_of_one_round(toy_split):
     import warnings
 
-    from bbtkit.bbtv2 import round_calls
+    from bbtkit.methods.bbtv2 import round_calls
     from bbtkit.guards import PartialRoundWarning
 
     lm = bk.tiny_model("llama", layers=2)

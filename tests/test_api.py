@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.data import Examples
+from bbtkit.data.splits import Examples
 
 
 @pytest.fixture(scope="module")

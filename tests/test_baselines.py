@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit import calibration as calib
-from bbtkit.baselines import PromptConfig, run_in_context, run_manual
-from bbtkit.data import Split
+from bbtkit.tuning import calibration as calib
+from bbtkit.methods.baselines import PromptConfig, run_in_context, run_manual
+from bbtkit.data.splits import Split
 
 
 @pytest.fixture(scope="module")

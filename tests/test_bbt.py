@@ -8,10 +8,10 @@ import torch
 
 import bbtkit as bk
 from notebook_cells import Spy, run_cell
-from bbtkit.bbt import candidate_losses
-from bbtkit.cmaes import minimize
-from bbtkit.data import Example, Examples, Split
-from bbtkit.projection import Projection, normal_std
+from bbtkit.methods.bbt import candidate_losses
+from bbtkit.course.cmaes import minimize
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.tuning.projection import Projection, normal_std
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_load_result_from_an_empty_folder_says_what_is_missing(tmp_path):
 @pytest.mark.parametrize("name", ["sphere", "ellipsoid", "rosenbrock"])
 def test_hand_written_cma_moves_the_mean_like_pycma(name):
     import cma
-    from bbtkit.cmaes import TEST_FUNCTIONS, HandCMA, cma_options
+    from bbtkit.course.cmaes import TEST_FUNCTIONS, HandCMA, cma_options
 
     f = TEST_FUNCTIONS[name]
     es = cma.CMAEvolutionStrategy([1.5, -1.0], 0.6, cma_options(8, seed=5))
@@ -126,7 +126,7 @@ def test_hand_written_cma_moves_the_mean_like_pycma(name):
 
 
 def test_record_generations_keeps_what_the_pictures_need():
-    from bbtkit.cmaes import record_generations, sphere
+    from bbtkit.course.cmaes import record_generations, sphere
     frames = record_generations(sphere, [2.0, 2.0], sigma0=0.5, popsize=6, seed=1, generations=5)
     assert len(frames) == 5 and frames[0]["X"].shape == (6, 2) and frames[0]["cov"].shape == (2, 2)
     assert frames[-1]["best"] < frames[0]["best"]

@@ -7,9 +7,9 @@ import torch
 
 import bbtkit as bk
 from notebook_cells import Spy, run_cell
-from bbtkit import inject
-from bbtkit.scales import clipped_std, layer_scales
-from bbtkit.data import Example, Examples, Split
+from bbtkit.model import inject
+from bbtkit.model.scales import clipped_std, layer_scales
+from bbtkit.data.splits import Example, Examples, Split
 
 ATOL = 1e-5
 # (architecture, prompt position): both families, the cached-context path and the full path
@@ -107,7 +107,7 @@ def test_per_layer_projection_statistics_match_the_formula(toy):
     assert scales[0] == pytest.approx(lm.embeddings.weight.std().item(), rel=1e-5)
     assert len(scales) == 4 and np.all(scales > 0) and len(set(np.round(scales, 6))) == 4
     for layer, sigma_hat in enumerate(scales):
-        proj = bk.bbt.make_projection(cfg, lm, 20_000, float(sigma_hat), layer)
+        proj = bk.methods.bbt.make_projection(cfg, lm, 20_000, float(sigma_hat), layer)
         expected = cfg.alpha * sigma_hat / (np.sqrt(cfg.intrinsic_dim) * cfg.sigma)
         assert proj.matrix().std().item() == pytest.approx(expected, rel=0.02)
         # A z with z ~ N(0, sigma^2 I) has entries of std alpha * sigma_hat: the model's own scale
@@ -176,7 +176,7 @@ def test_bbtv2_presets_and_errors(toy_split):
 def test_the_inline_loop_of_notebook_04_matches_run_bbtv2(toy_split):
     """Notebook 04 section 3 writes one round of BBTv2 by hand: its cell, run as committed on a tiny model,
     is run_bbtv2's first round (each layer's best loss and the kept prompt's loss, the same calls)."""
-    from bbtkit.bbt import candidate_losses
+    from bbtkit.methods.bbt import candidate_losses
 
     lm, task = bk.tiny_model("llama", layers=3), bk.get_task("sst2")
     L, cfg = lm.num_layers, tiny_cfg()
@@ -213,7 +213,7 @@ def test_a_budget_short_of_one_round_warns_and_the_result_keeps_the_note(toy_spl
 
 
 def test_round_note_suggests_layers_whose_round_fits():
-    from bbtkit.bbtv2 import round_calls, round_note
+    from bbtkit.methods.bbtv2 import round_calls, round_note
 
     cfg = dataclasses.replace(bk.BBTv2Config.cpu_quick(), budget=100)
     note = round_note(cfg, 30)

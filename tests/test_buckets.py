@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.forward import Bucketed, Forward, length_buckets
+from bbtkit.model.forward import Bucketed, Forward, length_buckets
 
 
 def brute_force(lengths, overhead):

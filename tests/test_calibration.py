@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.calibration import Calibration, calibrate_batch, content_free_examples
+from bbtkit.tuning.calibration import Calibration, calibrate_batch, content_free_examples
 
 
 def test_champion_calibration_on_hand_computed_logits():

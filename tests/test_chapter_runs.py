@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import bbtkit as bk
-from bbtkit.shared_runs import differs, fingerprint
+from bbtkit.course.shared_runs import differs, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / "runs" / "chapters"

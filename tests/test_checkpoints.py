@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit import results
-from bbtkit.data import Example, Examples, Split
-from bbtkit.projection import Projection
+from bbtkit.tuning.result_builder import ResultFileError
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.tuning.projection import Projection
 
 from test_loop import StopAfter
 
@@ -181,7 +181,7 @@ def test_load_result_refuses_an_edited_metric(field, value, tmp_path):
     meta = json.loads((path / "result.json").read_text())
     meta[field] = value
     (path / "result.json").write_text(json.dumps(meta, indent=1))
-    with pytest.raises(results.ResultFileError, match=r"result.json was edited after it was saved.*Re-run"):
+    with pytest.raises(ResultFileError, match=r"result.json was edited after it was saved.*Re-run"):
         bk.load_result(path)
 
 

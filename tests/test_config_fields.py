@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import bbtkit as bk
-from bbtkit.baselines import PromptConfig
+from bbtkit.methods.baselines import PromptConfig
 from bbtkit.fields import check_fields
 from bbtkit.random_search import RandomSearchConfig
 

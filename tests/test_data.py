@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bbtkit import data, download
-from bbtkit.data import Example, Examples, TASK_LABELS, TASKS
-from bbtkit.download import HF_SOURCES
+from bbtkit.data import splits as data, download
+from bbtkit.data.splits import Example, Examples, TASK_LABELS, TASKS
+from bbtkit.data.download import HF_SOURCES
 
 SHARED = data.PROJECT_ROOT.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(

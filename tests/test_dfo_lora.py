@@ -9,9 +9,9 @@ from hypothesis import given, settings, strategies as st
 
 import bbtkit as bk
 from notebook_cells import run_cell
-from bbtkit.data import Example, Examples, Split
-from bbtkit.dfo_lora import make_space
-from bbtkit.projection import normal_std
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.methods.dfo_lora import make_space
+from bbtkit.tuning.projection import normal_std
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_a_run_alternates_layers_keeps_its_budget_and_reloads_exactly(arch, opti
         for t, (A, B) in per.items():
             assert torch.equal(A, loaded.adapters.weights[l][t][0]) and torch.equal(B, loaded.adapters.weights[l][t][1])
     assert bk.evaluate(lm, "sst2", split.test, adapters=loaded.adapters) == res.test_metric
-    assert bk.api.BlackBoxLM(lm, "sst2", split.dev)(adapters=loaded.adapters).logits.shape == (1, 2, 2)
+    assert bk.api.blackbox.BlackBoxLM(lm, "sst2", split.dev)(adapters=loaded.adapters).logits.shape == (1, 2, 2)
 
 
 def test_zero_z_is_the_bare_model_and_the_projections_follow_the_models_scale(toy):
@@ -84,8 +84,9 @@ def test_notebook_09s_plain_loop_is_run_dfo_lora(split):
 def test_fireworks_pictures_and_the_widget_build():
     import matplotlib
     matplotlib.use("Agg")
-    from bbtkit import fireworks, plots
-    from bbtkit.cmaes import rosenbrock
+    from bbtkit.optim import fireworks
+    from bbtkit.course import plots
+    from bbtkit.course.cmaes import rosenbrock
 
     frames = fireworks.record(rosenbrock, dim=2, generations=3, bound=2.5, sparks=20, seed=0)
     assert len(frames) == 3 and all(len(f["sparks"]) == len(f["parent"]) for f in frames)

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 import bbtkit as bk
-from bbtkit import eot
-from bbtkit.generate import Completion, GenerativeLM
-from bbtkit.reasoning import Problem, ReasoningSet
+from bbtkit.methods import eot
+from bbtkit.api.generate import Completion, GenerativeLM
+from bbtkit.data.reasoning import Problem, ReasoningSet
 
 PROBLEMS = ReasoningSet("multiarith", "number", [
     Problem("the team had 3 players and 4 more came . how many players ?", "7"),
@@ -123,7 +123,7 @@ def test_trace_text_and_the_explorer_show_every_step(lm, monkeypatch, capsys):
     text = eot.trace_text(res["EoT"].traces[1])
     assert all(f"── {step} " in text for step in EOT_STEPS)
     assert "reply unreadable: the mutant" in text and "wrong (gold 4)" in text
-    ui = bk.widgets.eot_explorer(res)
+    ui = bk.course.widgets.eot_explorer(res)
     assert "QUESTION: the team had 3" in capsys.readouterr().out
     method, problem = ui.widget.children[:2]
     method.value, problem.value = "zero-shot CoT", problem.options[2]

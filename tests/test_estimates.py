@@ -4,9 +4,9 @@ import dataclasses
 import pytest
 
 import bbtkit as bk
-from bbtkit.data import Example, Examples, Split
-from bbtkit.estimates import Estimate, fixed_minutes, shared_budget
-from bbtkit.pilots import pilot
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.course.estimates import Estimate, fixed_minutes, shared_budget
+from bbtkit.course.pilots import pilot
 
 BUDGET = 60
 

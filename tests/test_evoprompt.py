@@ -8,10 +8,10 @@ import pytest
 
 import bbtkit as bk
 from notebook_cells import run_cell
-from bbtkit.data import Example, Examples, Split
-from bbtkit.evoprompt import (EvoPromptConfig, InstructionFitness, TextEvolution, extract_prompt, run_evoprompt,
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.methods.evoprompt import (EvoPromptConfig, InstructionFitness, TextEvolution, extract_prompt, run_evoprompt,
                               with_instruction)
-from bbtkit.loop import tune
+from bbtkit.tuning.loop import tune
 
 
 class FakeLLM:
@@ -113,7 +113,7 @@ def test_notebook_10s_plain_loop_is_run_evoprompt():
 
 from hypothesis import given, settings, strategies as st
 
-from bbtkit.generate import GenerativeLM
+from bbtkit.api.generate import GenerativeLM
 
 BROKEN = ("Say {foo}", "Fill in {}", "Answer {mask}")
 

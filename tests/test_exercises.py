@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit import leaderboard as lb
-from bbtkit.exercises import CHECKS
+from bbtkit.course import leaderboard as lb
+from bbtkit.course.exercises import CHECKS
 
 
 def run(capsys, key, *answer, **kw):
@@ -51,7 +51,7 @@ def test_projection_std(capsys):
     lm = bk.tiny_model("llama")
     cfg = bk.BBTConfig.cpu_quick()
     sigma_hat = float(bk.BlackBoxLM(lm, "sst2", bk.Examples([bk.Example("good", None, 1)])).value_scales(cfg.n_prompt_tokens)[0])
-    proj = bk.bbt.make_projection(cfg, lm, cfg.n_prompt_tokens * lm.hidden_size, sigma_hat, 0)
+    proj = bk.methods.bbt.make_projection(cfg, lm, cfg.n_prompt_tokens * lm.hidden_size, sigma_hat, 0)
     measured = float(proj.matrix().std())
     assert run(capsys, "03.5", measured, model=lm)[0]
     ok, out = run(capsys, "03.5", measured * 5, model=lm)

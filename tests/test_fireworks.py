@@ -4,10 +4,10 @@ replay it), and layer by layer exactly as CMA-ES."""
 import numpy as np
 import pytest
 
-from bbtkit.cmaes import rosenbrock, sphere
-from bbtkit.fireworks import PAPER, Fireworks
-from bbtkit.loop import tune
-from bbtkit.optimizers import Layerwise
+from bbtkit.course.cmaes import rosenbrock, sphere
+from bbtkit.optim.fireworks import PAPER, Fireworks
+from bbtkit.tuning.loop import tune
+from bbtkit.optim.optimizers import Layerwise
 
 SHIFT = np.random.default_rng(99).uniform(-3, 3, 10)  # the optimum is not the start (0), where sparks begin
 FUNCTIONS = {"sphere": lambda x: sphere(x - SHIFT), "rosenbrock": lambda x: rosenbrock(x - SHIFT + 1)}

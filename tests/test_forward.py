@@ -1,11 +1,11 @@
-"""bbtkit.forward: every path (cached context, shared prefix, padding, the layer cache) gives the label-word
+"""bbtkit.model.forward: every path (cached context, shared prefix, padding, the layer cache) gives the label-word
 logits the stock model gives for each example alone, with the prompt added to its positions' embeddings."""
 import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.forward import Forward
-from bbtkit.templates import encode_example
+from bbtkit.model.forward import Forward
+from bbtkit.model.templates import encode_example
 
 TASK = bk.get_task("sst2")
 N = 2

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.api import BudgetExceededError
-from bbtkit.generate import GenerativeLM
+from bbtkit.api.blackbox import BudgetExceededError
+from bbtkit.api.generate import GenerativeLM
 
 PROMPTS = ["the movie was", "a dog and a cat went to the city because the"]
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit import inject
-from bbtkit.templates import encode_example, pad_batch
+from bbtkit.model import inject
+from bbtkit.model.templates import encode_example, pad_batch
 
 ATOL = 1e-5
 
@@ -129,7 +129,7 @@ def test_label_rows_head_equals_full_head(tiny):
 
 
 def test_empty_input_at_template_start_falls_back_to_full_forward():
-    from bbtkit.data import Example, Examples
+    from bbtkit.data.splits import Example, Examples
     lm, task = bk.tiny_model("llama"), bk.Task("t", ("bad", "good"), {"causal": "{text_a} it was {mask}"})
     empty = Examples([Example("", None, 0)], name="content-free")
     api = bk.BlackBoxLM(lm, task, empty)
@@ -151,6 +151,6 @@ def test_no_cache_deprecation_warning(arch, toy, monkeypatch):
         for position in ("before", "after"):
             api = bk.BlackBoxLM(lm, task, toy, position=position)
             api(torch.zeros(2, 2, lm.hidden_size))
-        bk.api.label_logits(lm, task, toy)
+        bk.api.blackbox.label_logits(lm, task, toy)
     assert not [m for m in said if "deprecated" in str(m)], said
 

@@ -8,9 +8,9 @@ import torch
 
 import bbtkit as bk
 from notebook_cells import Spy, run_cell
-from bbtkit.api import BlackBoxLM, as_prompts, mean_embeddings
-from bbtkit.data import Example, Examples, Split
-from bbtkit.spaces import WeightedPrompt, relevance
+from bbtkit.api.blackbox import BlackBoxLM, as_prompts, mean_embeddings
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.tuning.spaces import WeightedPrompt, relevance
 
 
 def _prompts(lm, *shape, seed=0):
@@ -109,7 +109,7 @@ def test_black_box_run_keeps_its_budget_and_reloads_exactly(arch, split, tmp_pat
 def test_z_zero_is_the_manual_prompt(split):
     lm = bk.tiny_model("llama")
     api = BlackBoxLM(lm, "sst2", split.train, position="after")
-    space = bk.ipl.make_space(dataclasses.replace(bk.IPLConfig.cpu_quick(), head_size=4, weight_dim=4,
+    space = bk.methods.ipl.make_space(dataclasses.replace(bk.IPLConfig.cpu_quick(), head_size=4, weight_dim=4,
                                                   intrinsic_dim=8), api)
     out = api(space.candidates(np.zeros((1, space.dim)), api.input_embeddings()), per_example=True)
     assert torch.equal(out.logits[0], api(torch.zeros(1, 3, lm.hidden_size)).logits[0])  # BBT's z = 0
@@ -134,7 +134,7 @@ def test_gradient_mode_trains_the_paper_encoder_and_reloads(split, tmp_path):
 
 def test_the_gradient_forward_is_the_api_forward(split):
     """What AdamW differentiates is what the API returns, for the same per-example prompts."""
-    from bbtkit import whitebox
+    from bbtkit.whitebox import access as whitebox
     lm = bk.tiny_model("gpt2")
     per = _prompts(lm, len(split.train), 3, seed=4)
     fw = whitebox.encode(lm, "sst2", split.train, 3, "after")
@@ -154,7 +154,7 @@ def test_bad_configs_say_what_to_do():
 def test_notebook_11s_plain_loop_is_run_ipl(split):
     """The loop notebook 11 shows, its cell run as committed on a tiny model, is the loop run_ipl runs (the same
     best loss at every generation, the same calls)."""
-    from bbtkit.objectives import Loss
+    from bbtkit.tuning.objectives import Loss
 
     lm, task, spies = bk.tiny_model("llama"), bk.get_task("sst2"), []
     ns = run_cell("11_instance_aware_prompts.ipynb", "opt.tell(X, losses)", lm=lm, task=task, split=split, BUDGET=40,
@@ -172,7 +172,7 @@ def test_the_explorer_draws_the_weights_of_a_typed_input(split):
     g = torch.Generator().manual_seed(6)
     H = lm.hidden_size
     prompt = WeightedPrompt(*(torch.randn(*s, generator=g) for s in [(3, H), (4, H), (4,), (4, H), (4,)]))
-    w = bk.widgets.ipl_explorer(lm, prompt, "sst2", text="a fine film")
+    w = bk.course.widgets.ipl_explorer(lm, prompt, "sst2", text="a fine film")
     w.children[0].value = "a dull film"  # typing runs the drawing again
     assert "a dull film" in w.children[0].value
     summary = bk.run_ipl(lm, "sst2", split, dataclasses.replace(bk.IPLConfig.cpu_quick(mode="gradient"), head_size=4,

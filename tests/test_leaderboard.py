@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
-from bbtkit import leaderboard as lb
+from bbtkit.course import leaderboard as lb
 
 
 def test_budgets_keep_the_reports_ratio():

@@ -1,15 +1,13 @@
 """The one tuning loop: a stopped run keeps what it found, a checkpoint resumes to the same end as a
-run never stopped, and the method modules keep to the black-box rule in their imports."""
-import ast
+run never stopped (the black-box rule in the imports: tests/test_import_graph.py)."""
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bbtkit as bk
-from bbtkit.data import Example, Examples, Split
-from bbtkit.optimizers import CMA, LayerwiseCMA
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.optim.optimizers import CMA, LayerwiseCMA
 
 from test_ajo import positive_logit_roberta
 
@@ -138,62 +136,6 @@ def test_layerwise_cma_keeps_a_block_only_if_the_whole_prompt_improves():
     assert opt.incumbent == 0.5 and not opt.Z[0].any()
     opt.ask()
     assert opt.info()["round"] == 2 and opt.info()["layer"] == 5
-
-
-# --- the black-box rule, visible in the imports ---------------------------------------------------
-PACKAGE = Path(bk.__file__).parent
-# Modules that hold model internals or load models; every other module sees the model only through the API.
-INSIDE = {"inject", "lowrank", "models", "lm", "embedded", "forward", "scales", "api", "__init__", "__main__"}
-FORBIDDEN = {"inject", "lowrank", "models", "lm", "embedded", "forward", "scales", "transformers"}
-
-
-def _imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # from .inject import ...  /  from . import inject
-                names |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
-            elif node.module:
-                names.add(node.module.split(".")[0])
-    return names
-
-
-def _reads_the_model_inside(path: Path) -> list[int]:
-    """Lines that reach through an LM to the network it wraps: ``model.model``, ``lm.model``, ``x.model.model``."""
-    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Attribute) and node.attr == "model"
-            and (isinstance(node.value, ast.Name) and node.value.id in ("model", "lm")
-                 or isinstance(node.value, ast.Attribute) and node.value.attr == "model")]
-
-
-def test_method_modules_import_neither_inject_nor_transformers_nor_models():
-    method_modules = {m.run.__module__.rsplit(".", 1)[-1] for m in bk.METHODS.values()}
-    method_modules |= {"loop", "optimizers", "zo", "spaces", "objectives", "calibration", "leaderboard", "methods", "mezo"}
-    assert {"bbt", "bbtv2", "ajo", "baselines", "zo_sgd"} <= method_modules
-    for name in sorted(method_modules - INSIDE):
-        bad = _imports(PACKAGE / f"{name}.py") & FORBIDDEN
-        assert not bad, f"bbtkit/{name}.py imports {sorted(bad)}: a method sees the model only through bbtkit.api"
-        if "whitebox" not in _imports(PACKAGE / f"{name}.py"):  # MeZO opens the box on purpose, through whitebox
-            lines = _reads_the_model_inside(PACKAGE / f"{name}.py")
-            assert not lines, f"bbtkit/{name}.py reads the network inside the LM at lines {lines}"
-
-
-def test_only_the_white_box_chapter_opens_the_box():
-    """MeZO and IPL's gradient-trained original need the weights and say so by importing bbtkit.whitebox;
-    no black-box method does."""
-    users = sorted(p.stem for p in PACKAGE.glob("*.py") if "whitebox" in _imports(p))
-    assert users == ["ipl_gradient", "mezo"]
-
-
-def test_the_import_check_catches_a_forbidden_import(tmp_path):
-    bad = tmp_path / "m.py"
-    bad.write_text("from . import inject\nfrom .models import LM\nimport transformers.models\n"
-                   "from .scales import layer_scales\nfrom . import forward\n\n\ndef f(api, lm):\n"
-                   "    return api.model.hidden_size, lm.model.config, api.model.model\n")
-    assert _imports(bad) & FORBIDDEN == {"inject", "models", "transformers", "scales", "forward"}
-    assert _reads_the_model_inside(bad) == [9, 9]  # api.model (the LM's view) is allowed
 
 
 def test_every_registered_method_has_presets_and_a_run_function():

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit import whitebox
-from bbtkit.data import Example, Examples, Split
-from bbtkit.mezo import MeZOConfig, TensorParams, applied, run_backprop, run_mezo
+from bbtkit.whitebox import access as whitebox
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.whitebox.mezo import MeZOConfig, TensorParams, applied, run_backprop, run_mezo
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ def test_good_mezo_settings_are_normalised():
 
 
 def test_the_prompt_objective_and_its_gradient_are_one_function(toy):
-    from bbtkit.mezo import prompt_objective
+    from bbtkit.whitebox.mezo import prompt_objective
 
     lm = bk.tiny_model("llama")
     f, grad = prompt_objective(lm, "sst2", toy, n_tokens=2)

@@ -52,9 +52,9 @@ def test_load_model_from_a_local_folder(tmp_path):
 
 @pytest.mark.parametrize("name,arch", [("roberta-large", "roberta"), ("bert-large-uncased", "bert")])
 def test_shape_twins_have_the_papers_shapes_and_realistic_lengths(name, arch):
-    from bbtkit.twins import SHAPES
+    from bbtkit.model.twins import SHAPES
 
-    lm = bk.models.shape_twin(name, layers=1, dtype="fp32")  # one layer: every other dimension is the original's
+    lm = bk.model.load.shape_twin(name, layers=1, dtype="fp32")  # one layer: every other dimension is the original's
     c = lm.config
     assert (c.hidden_size, c.num_attention_heads, c.intermediate_size) == (1024, 16, 4096)
     assert SHAPES[name][1]["num_hidden_layers"] == 24 and c.num_hidden_layers == 1
@@ -72,4 +72,4 @@ def test_shape_twins_have_the_papers_shapes_and_realistic_lengths(name, arch):
 
 def test_an_unknown_twin_says_which_there_are():
     with pytest.raises(ValueError, match="the twins are roberta-large"):
-        bk.models.shape_twin("gpt-5")
+        bk.model.load.shape_twin("gpt-5")

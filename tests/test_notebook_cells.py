@@ -7,8 +7,8 @@ import pytest
 import bbtkit as bk
 import notebook_cells
 from notebook_cells import cell, run_cell
-from bbtkit.data import Split
-from bbtkit.zo_sgd import run_zo
+from bbtkit.data.splits import Split
+from bbtkit.methods.zo_sgd import run_zo
 
 NB = "08_zeroth_order.ipynb"
 LINE = "    opt.tell(X, losses)                                             #"

@@ -1,11 +1,11 @@
-"""bbtkit.objectives: the losses a method minimises, checked against their formulas, and the dev score."""
+"""bbtkit.tuning.objectives: the losses a method minimises, checked against their formulas, and the dev score."""
 import numpy as np
 import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.objectives import HINGE_MARGIN, DevScore, Loss, candidate_losses
-from bbtkit.api import APIOutput
+from bbtkit.tuning.objectives import HINGE_MARGIN, DevScore, Loss, candidate_losses
+from bbtkit.api.blackbox import APIOutput
 
 TASK = bk.get_task("sst2")
 
@@ -51,8 +51,8 @@ def test_a_loss_applies_its_calibration_first_and_refuses_unknown_losses():
 
 
 def test_the_dev_score_is_the_dev_metric_of_the_prompt_z_stands_for(toy):
-    from bbtkit.projection import Projection
-    from bbtkit.spaces import ShallowPrompt
+    from bbtkit.tuning.projection import Projection
+    from bbtkit.tuning.spaces import ShallowPrompt
 
     lm = bk.tiny_model("llama")
     api = bk.BlackBoxLM(lm, TASK, toy)

@@ -1,8 +1,8 @@
-"""bbtkit.optimizers: the ask/tell seam's CMA-ES and its layer-by-layer wrapper, on plain functions."""
+"""bbtkit.optim.optimizers: the ask/tell seam's CMA-ES and its layer-by-layer wrapper, on plain functions."""
 import numpy as np
 import pytest
 
-from bbtkit.optimizers import CMA, Layerwise, LayerwiseCMA, cma_options
+from bbtkit.optim.optimizers import CMA, Layerwise, LayerwiseCMA, cma_options
 
 
 def sphere(X):

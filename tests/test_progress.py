@@ -5,7 +5,7 @@ import io
 import numpy as np
 
 import bbtkit as bk
-from bbtkit.progress import Progress
+from bbtkit.tuning.progress import Progress
 
 
 class Clock:
@@ -71,7 +71,7 @@ def test_tune_closes_its_progress_full_at_the_budget_and_short_on_ctrl_c(monkeyp
 
 
 def test_outside_a_kernel_the_mode_follows_the_stream():
-    from bbtkit.progress import _mode
+    from bbtkit.tuning.progress import _mode
     assert _mode(io.StringIO()) == "log"
 
 
@@ -79,7 +79,7 @@ def test_in_a_kernel_the_bar_is_tqdms_notebook_bar(monkeypatch):
     """tqdm.auto's class is a subclass defined in tqdm.auto, so its module name says nothing: the check
     is whether autonotebook picked something other than the plain tqdm."""
     from tqdm import autonotebook, std
-    from bbtkit.progress import _mode
+    from bbtkit.tuning.progress import _mode
 
     class NotebookBar(std.tqdm):
         pass
@@ -89,7 +89,7 @@ def test_in_a_kernel_the_bar_is_tqdms_notebook_bar(monkeypatch):
 
 
 def test_track_counts_items_and_closes_full_or_short():
-    from bbtkit.progress import track
+    from bbtkit.tuning.progress import track
     out = io.StringIO()
     assert list(track("abc", "letters", stream=out, mode="log", every=0)) == ["a", "b", "c"]
     lines = out.getvalue().splitlines()

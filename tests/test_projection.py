@@ -1,11 +1,11 @@
-"""bbtkit.projection: A is a fixed, seeded, linear map with the scale the papers give it."""
+"""bbtkit.tuning.projection: A is a fixed, seeded, linear map with the scale the papers give it."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from bbtkit.projection import Projection, normal_std
+from bbtkit.tuning.projection import Projection, normal_std
 
 
 def test_a_seed_rebuilds_the_same_matrix_and_another_seed_another():

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bbtkit as bk
-from bbtkit import data
-from bbtkit.data import Example
-from bbtkit.templates import encode_example
+from bbtkit.data import splits as data
+from bbtkit.data.splits import Example
+from bbtkit.model.templates import encode_example
 
 SETTINGS = settings(max_examples=int(os.environ.get("BBTKIT_HYPOTHESIS_EXAMPLES", 150)), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

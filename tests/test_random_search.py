@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
-from bbtkit import leaderboard as lb
-from bbtkit.data import Example, Examples, Split
+from bbtkit.course import leaderboard as lb
+from bbtkit.data.splits import Example, Examples, Split
 from bbtkit.random_search import RandomSearch, RandomSearchConfig, run_random_search
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 import bbtkit as bk
-from bbtkit.reasoning import KINDS, extract_answer, is_correct
+from bbtkit.data.reasoning import KINDS, extract_answer, is_correct
 
 
 @pytest.mark.parametrize("text, first, last", [
@@ -94,7 +94,7 @@ def test_load_reasoning_refuses_a_bad_n_with_a_sentence(n):
 
 
 def test_sample_refuses_a_bad_seed():
-    few = bk.reasoning.ReasoningSet("x", "number", [bk.reasoning.Problem("q", "1")] * 3)
+    few = bk.data.reasoning.ReasoningSet("x", "number", [bk.data.reasoning.Problem("q", "1")] * 3)
     with pytest.raises(ValueError, match="seed must be a whole number of at least 0"):
         few.sample(2, seed=-1)
 

@@ -1,4 +1,4 @@
-"""bbtkit.results: a Result rebuilds its prompt from z and seeds, saves atomically and loads back exactly,
+"""bbtkit.tuning.results: a Result rebuilds its prompt from z and seeds, saves atomically and loads back exactly,
 and a damaged or mismatched folder is refused with a sentence."""
 import json
 
@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.projection import Projection
-from bbtkit.results import Result, ResultFileError, TaskMismatchWarning, calls_to_reach, load_result
+from bbtkit.tuning.projection import Projection
+from bbtkit.tuning.result_builder import ResultFileError, TaskMismatchWarning, load_result
+from bbtkit.tuning.results import Result, calls_to_reach
 
 N, H, D = 2, 3, 4
 

@@ -9,10 +9,12 @@ import torch
 
 import bbtkit as bk
 from bbtkit import __main__ as cli
-from bbtkit import data, results
-from bbtkit.ajo import make_head
-from bbtkit.data import Example, Examples
-from bbtkit.projection import Projection
+from bbtkit.data import splits as data
+from bbtkit.tuning import results
+from bbtkit.tuning.result_builder import ResultFileError
+from bbtkit.methods.ajo import make_head
+from bbtkit.data.splits import Example, Examples
+from bbtkit.tuning.projection import Projection
 
 
 def _result(z, classifier=None, metric=0.5):
@@ -77,7 +79,7 @@ def test_a_z_from_another_run_fails_the_checksum(tmp_path):
     _result([[1.0, 2.0]]).save(tmp_path / "a")
     _result([[5.0, 6.0]]).save(tmp_path / "b")
     (tmp_path / "a" / "z.npz").write_bytes((tmp_path / "b" / "z.npz").read_bytes())
-    with pytest.raises(results.ResultFileError, match="z.npz does not match the checksum"):
+    with pytest.raises(ResultFileError, match="z.npz does not match the checksum"):
         bk.load_result(tmp_path / "a")
 
 
@@ -99,7 +101,7 @@ def test_a_damaged_result_names_the_file(tmp_path, damage, file):
     path = _result([[1.0, 2.0]], classifier=make_head("linear", 4, 2)).save(tmp_path / "run")
     assert bk.load_result(path).classifier is not None
     damage(path)
-    with pytest.raises(results.ResultFileError, match=rf"{file}.*(Re-run|restore)"):
+    with pytest.raises(ResultFileError, match=rf"{file}.*(Re-run|restore)"):
         bk.load_result(path)
 
 

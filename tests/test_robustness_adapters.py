@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.api import AdapterSet
+from bbtkit.api.blackbox import AdapterSet
 
 
 def _weights(lm, pop=1, layers=(0,), value=0.1, d_in=None, d_out=None, rank=2):

@@ -4,10 +4,10 @@ import dataclasses
 import pytest
 
 import bbtkit as bk
-from bbtkit.data import Examples, Split
-from bbtkit.estimates import Estimate
-from bbtkit.pilots import pilot
-from bbtkit.schedule import steps
+from bbtkit.data.splits import Examples, Split
+from bbtkit.course.estimates import Estimate
+from bbtkit.course.pilots import pilot
+from bbtkit.tuning.schedule import steps
 
 LAYERS = 4
 

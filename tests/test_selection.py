@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
-from bbtkit.selection import Selection, standard_error
+from bbtkit.tuning.selection import Selection, standard_error
 
 
 class Script:

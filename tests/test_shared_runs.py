@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 
 import bbtkit as bk
-from bbtkit.data import Split
-from bbtkit.shared_runs import LOCAL, differs, fingerprint
+from bbtkit.data.splits import Split
+from bbtkit.course.shared_runs import LOCAL, differs, fingerprint
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""bbtkit.spaces: what an optimizer's vectors mean to the API, each space checked against its definition."""
+"""bbtkit.tuning.spaces: what an optimizer's vectors mean to the API, each space checked against its definition."""
 import numpy as np
 import pytest
 import torch
 
-from bbtkit.projection import Projection
-from bbtkit.spaces import DeepPrompt, InstancePrompt, LoRASpace, ShallowPrompt, WeightedPrompt, relevance
+from bbtkit.tuning.projection import Projection
+from bbtkit.tuning.spaces import DeepPrompt, InstancePrompt, LoRASpace, ShallowPrompt, WeightedPrompt, relevance
 
 N, H, D = 2, 3, 4
 

@@ -8,7 +8,7 @@ import pytest
 
 import bbtkit as bk
 from bbtkit.guards import InputsCutWarning
-from bbtkit.results import TaskMismatchWarning
+from bbtkit.tuning.result_builder import TaskMismatchWarning
 
 PAIRS = [("the man went to the city", "a man is in the city", 0), ("a dog", "a cat", 1),
          ("the team won the game", "the team is good", 0), ("i love this film", "i hate this film", 1),
@@ -176,8 +176,8 @@ def test_reference_scores_refuse_no_draws_and_labels_of_another_task():
 
 def test_a_result_loaded_for_another_model_warns(tmp_path):
     from bbtkit.guards import ModelMismatchWarning
-    from bbtkit.projection import Projection
-    from bbtkit.results import Result
+    from bbtkit.tuning.projection import Projection
+    from bbtkit.tuning.results import Result
 
     res = Result(method="bbt", task="sst2", model="tiny-gpt2", config={}, z=np.zeros((1, 4)),
                  projections=[Projection(4, 2 * 32, 0)], n_tokens=2, hidden=32, layers=[0], num_layers=2,

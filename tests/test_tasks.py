@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
-from bbtkit.data import Example
-from bbtkit.examples import Examples
-from bbtkit.tasks import score
-from bbtkit.templates import encode_example, parse_template
+from bbtkit.data.splits import Example
+from bbtkit.data.examples import Examples
+from bbtkit.data.tasks import score
+from bbtkit.model.templates import encode_example, parse_template
 
 
 def test_all_benchmark_tasks_exist_with_both_templates():

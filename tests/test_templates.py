@@ -1,10 +1,10 @@
-"""bbtkit.templates: from an example to token ids, with the prompt and answer positions where they belong."""
+"""bbtkit.model.templates: from an example to token ids, with the prompt and answer positions where they belong."""
 import pytest
 import torch
 
 import bbtkit as bk
-from bbtkit.data import Example
-from bbtkit.templates import (Encoded, _move_spaces, pad_batch, parse_template, placeholder_ids,
+from bbtkit.data.splits import Example
+from bbtkit.model.templates import (Encoded, _move_spaces, pad_batch, parse_template, placeholder_ids,
                               encode_example, resolve_position)
 
 TASK = bk.get_task("sst2")

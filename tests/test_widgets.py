@@ -10,7 +10,7 @@ def test_the_label_word_explorer_carries_each_templates_own_label_words():
     lm = bk.tiny_model("llama")
     templates = {"plain": "{text_a} It was {mask}",
                  "summary": ("{text_a} In summary, it was {mask}", ("terrible", "great"))}
-    ui = bk.widgets.label_word_explorer(lm, "sst2", templates)
+    ui = bk.course.widgets.label_word_explorer(lm, "sst2", templates)
     text, tpl, words, out = ui.children
     assert words.value == ", ".join(bk.get_task("sst2").words(lm.family))  # a bare template: the task's words
     tpl.value = "summary"
@@ -25,7 +25,7 @@ def test_the_calibration_explorer_redraws_for_each_template_method_and_lambda():
     import numpy as np
     import torch
 
-    from bbtkit.explorers import calibrated_probs, draw_calibration
+    from bbtkit.course.explorers import calibrated_probs, draw_calibration
 
     lm = bk.tiny_model("gpt2")
     rows = [("good fun", 1), ("awful", 0), ("the best film", 1), ("boring", 0)]
@@ -41,7 +41,7 @@ def test_the_calibration_explorer_redraws_for_each_template_method_and_lambda():
     assert calibrated_probs(q, "champion", champion, contextual, 10).max() > calibrated_probs(q, "champion", champion, contextual, 1).max()
     axes = draw_calibration(tasks["it was"], q, [0, 1], "contextual", champion, contextual, 1.0, "it was")
     assert "accuracy" in axes[0].figure._suptitle.get_text()
-    ui = bk.widgets.calibration_explorer(lm, tasks, ex, ex)
+    ui = bk.course.widgets.calibration_explorer(lm, tasks, ex, ex)
     controls = {c.description: c for c in ui.widget.children[:-1]}
     controls["template"].value = "movie"
     controls["method"].value = "none"
@@ -52,8 +52,8 @@ def test_the_calibration_explorer_redraws_for_each_template_method_and_lambda():
 def test_the_board_explorer_reads_cached_runs(tmp_path):
     import numpy as np
 
-    from bbtkit import leaderboard as lb
-    from bbtkit.explorers import draw_board
+    from bbtkit.course import leaderboard as lb
+    from bbtkit.course.explorers import draw_board
 
     for method, seed, dev, test in [("bbt", 13, 0.6, 0.7), ("bbt", 42, 0.8, 0.75), ("bbtv2", 13, 0.9, 0.8)]:
         bk.Result(method=method, task="sst2", model="m", config={}, z=np.zeros((0, 1)), projections=[], n_tokens=0,
@@ -65,7 +65,7 @@ def test_the_board_explorer_reads_cached_runs(tmp_path):
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["BBT: test 72.5 ± 2.5", "BBTv2: test 80.0"]
     assert [t.get_text() for t in draw_board(tmp_path, "sst2", ["bbt"], seed=42).get_legend().get_texts()] == ["BBT: test 75.0"]
-    ui = bk.widgets.board_explorer(tmp_path, ["sst2"], ["bbt", "bbtv2"])
+    ui = bk.course.widgets.board_explorer(tmp_path, ["sst2"], ["bbt", "bbtv2"])
     controls = {c.description: c for c in ui.widget.children[:-1]}
     controls["seed"].value = 13
     controls["methods"].value = ("bbtv2",)
@@ -84,7 +84,7 @@ def test_runners_show_the_notebooks_run_first_then_run_through_the_registry(monk
 
     import matplotlib.pyplot as plt
 
-    from bbtkit.data import Example, Examples, Split
+    from bbtkit.data.splits import Example, Examples, Split
 
     lm = bk.tiny_model("llama")
     rows = [("good fun", 1), ("awful", 0), ("the best film", 1), ("boring", 0)]
@@ -95,7 +95,7 @@ def test_runners_show_the_notebooks_run_first_then_run_through_the_registry(monk
     shown = []  # outside a kernel an Output widget captures nothing: record each figure as it is shown
     monkeypatch.setattr(plt, "show", lambda: shown.append(" ".join(t.get_text() for t in plt.gcf().findobj(
         lambda a: hasattr(a, "get_text"))) or "figure") or plt.close("all"))
-    ui = bk.widgets.bbt_runner(lm, "sst2", split, cfg, start=start)
+    ui = bk.course.widgets.bbt_runner(lm, "sst2", split, cfg, start=start)
     assert len(shown) == 1 and "the run above (8 calls)" in shown[0]  # the start run, before any Run
     label = _button(ui).description
     assert "≈" in label and label.startswith("Run BBT (")              # its time, from the start's s/call
@@ -105,6 +105,6 @@ def test_runners_show_the_notebooks_run_first_then_run_through_the_registry(monk
     _button(ui).click()
     assert len(shown) > 1 and "of 20 calls" in shown[-1]               # live curves of the new run
     assert "bbt on sst2" in capsys.readouterr().out
-    bk.widgets.bbtv2_runner(lm, "sst2", split)
-    bk.widgets.dfo_lora_tuner(lm, split)
+    bk.course.widgets.bbtv2_runner(lm, "sst2", split)
+    bk.course.widgets.dfo_lora_tuner(lm, split)
     assert capsys.readouterr().out.count("Press Run") == 2

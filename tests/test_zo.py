@@ -9,11 +9,11 @@ from hypothesis import given, settings, strategies as st
 
 import bbtkit as bk
 from notebook_cells import run_cell
-from bbtkit import leaderboard as lb
-from bbtkit.data import Example, Examples, Split
-from bbtkit.loop import tune
-from bbtkit.zo import ZO, VectorParams, gradient_alignment
-from bbtkit.zo_sgd import ZOConfig, run_zo
+from bbtkit.course import leaderboard as lb
+from bbtkit.data.splits import Example, Examples, Split
+from bbtkit.tuning.loop import tune
+from bbtkit.optim.zo import ZO, VectorParams, gradient_alignment
+from bbtkit.methods.zo_sgd import ZOConfig, run_zo
 
 RNG = np.random.default_rng(7)
 Q = RNG.standard_normal((6, 6))
@@ -175,7 +175,7 @@ def test_the_inline_loop_of_notebook_08_matches_run_zo(toy_split):
 
 
 def test_curves_over_seeds_take_the_best_value_so_far_on_a_common_grid():
-    from bbtkit.plots import so_far
+    from bbtkit.course.plots import so_far
 
     history = [{"calls": 0, "best_loss": None, "dev_metric": 0.5}, {"calls": 4, "best_loss": 0.9, "dev_metric": None},
                {"calls": 8, "best_loss": 1.2, "dev_metric": 0.7}, {"calls": 12, "best_loss": 0.4, "dev_metric": 0.6}]

@@ -1,0 +1,151 @@
+"""Explorers over what is already computed: calibration on saved logits (notebook 05) and the leaderboard's
+cached runs (notebook 07). Each draws with a plain function (``draw_*``, tested without a browser) behind
+ipywidgets controls, so that moving a control answers at once and costs no API call."""
+from __future__ import annotations
+
+import dataclasses
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ..api.blackbox import label_logits
+from ..tuning.calibration import Calibration
+from .plots import so_far
+from ..data.tasks import get_task
+
+CALIBRATIONS = ("none", "champion", "contextual")
+
+
+def calibrated_probs(logits, method: str, champion: Calibration, contextual: Calibration, lam: float = 1.0):
+    """(n, classes) probabilities: no calibration, the champion's W = λ·diag(q̄)⁻¹ with λ times its default
+    (mean q̄), or contextual calibration with its calibrated logits times λ."""
+    q = torch.as_tensor(logits).float()
+    if method == "none":
+        return torch.softmax(lam * q, -1)
+    if method == "champion":
+        return dataclasses.replace(champion, scale=champion.scale * lam).probs(q)
+    if method == "contextual":
+        return torch.softmax(lam * contextual.apply(q), -1)
+    raise ValueError(f"Unknown calibration {method!r}; use one of {CALIBRATIONS}.")
+
+
+def draw_calibration(task, logits, labels, method: str, champion, contextual, lam: float = 1.0, name: str = ""):
+    """Left: P(class) for each example by gold label (class 1 for two classes); right: the share of each
+    predicted class against the gold share. The title gives the metric and the mean confidence."""
+    task, labels = get_task(task), np.asarray(labels)
+    p = calibrated_probs(logits, method, champion, contextual, lam).numpy()
+    pred = p.argmax(-1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    c = 1 if task.num_classes == 2 else None
+    edges = np.linspace(0, 1, 21)
+    for k, color in zip(range(task.num_classes), plt.cm.tab10.colors):
+        shown = p[labels == k, c if c is not None else k]
+        axes[0].hist(shown, edges, alpha=0.6, color=color, label=f"gold {task.class_names[k]}")
+    axes[0].axvline(0.5, ls="--", c="grey", lw=1)
+    axes[0].set(xlabel=f"P({task.class_names[1]})" if c else "P(gold class's word)", ylabel="examples")
+    axes[0].legend(fontsize=7, loc="upper left")
+    x = np.arange(task.num_classes)
+    axes[1].bar(x - 0.2, np.bincount(pred, minlength=task.num_classes) / len(pred), 0.4, label="predicted")
+    axes[1].bar(x + 0.2, np.bincount(labels, minlength=task.num_classes) / len(labels), 0.4, label="gold")
+    axes[1].set_xticks(x, task.class_names, fontsize=8)
+    axes[1].set(ylim=(0, 1), ylabel="share of examples")
+    axes[1].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{name}: {method}, λ × {lam:.2g}: {task.metric} {task.score(pred, labels):.1%}, "
+                 f"mean confidence {p.max(-1).mean():.2f}", fontsize=10)
+    fig.tight_layout()
+    return axes
+
+
+def calibration_explorer(model, tasks: dict, train, test, computed: dict | None = None):
+    """Pick a template, a calibration and λ: the probability histograms and predicted shares of the test
+    examples. tasks: {name: Task}; each template's logits and calibrations are computed once, on first
+    pick (one label_logits over test, one over train, the content-free inputs), unless ``computed`` holds
+    them already ({name: (test logits, champion, contextual)}, what the notebook computed): then every
+    change only redraws."""
+    import ipywidgets as W
+
+    labels = [ex.label for ex in test]
+    cache: dict = dict(computed or {})
+
+    def parts(name):
+        if name not in cache:
+            t = tasks[name]
+            cache[name] = (label_logits(model, t, test), Calibration.fit(model, t, train),
+                           Calibration.fit(model, t, method="contextual"))
+        return cache[name]
+
+    def draw(template=next(iter(tasks)), method="champion", lam=1.0):
+        q, champion, contextual = parts(template)
+        draw_calibration(tasks[template], q, labels, method, champion, contextual, lam, template)
+        plt.show()
+
+    return W.interact(draw, template=list(tasks), method=list(CALIBRATIONS),
+                      lam=W.FloatLogSlider(1.0, base=10, min=-1, max=1, step=0.1, description="λ × default"))
+
+
+def draw_board(root, task: str, methods, seed="all", setting: str | None = None):
+    """The best dev metric so far against API calls of each method's cached runs on one task (one seed, or
+    every seed with its mean), and the test metrics in the legend."""
+    from .leaderboard import cached_runs
+    from ..methods.registry import get_method
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for method, color in zip(methods, plt.cm.tab10.colors):
+        runs = cached_runs(root, method, task, setting)
+        if seed != "all":
+            runs = {k: r for k, r in runs.items() if k == f"{task}-{seed}"}
+        curves = [(r, [h for h in r.history if h.get("dev_metric") is not None]) for r in runs.values()]
+        curves = [(r, h) for r, h in curves if h]
+        if not curves:
+            continue
+        grid = np.arange(0, max(h[-1]["calls"] for _, h in curves) + 1, 10)
+        ys = np.array([so_far(h, "dev_metric", grid, max) for _, h in curves])
+        for y in ys:
+            ax.plot(grid, y, color=color, alpha=0.35 if len(ys) > 1 else 1, lw=1)
+        test = np.array([r.test_metric for r, _ in curves if r.test_metric is not None])
+        label = f"{get_method(method).label}: test {100 * test.mean():.1f}" + (f" ± {100 * test.std():.1f}" if len(test) > 1 else "")
+        seen = np.isfinite(ys).any(0)  # the mean over seeds where at least one has a dev record
+        mean = np.full(len(grid), np.nan)
+        mean[seen] = np.nanmean(ys[:, seen], 0)
+        ax.plot(grid, mean, color=color, lw=2, label=label, marker="o" if len(grid) == 1 else None)
+    ax.set(xlabel="API calls", ylabel="best dev metric so far", title=f"{task}, seed {seed}")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return ax
+
+
+def board_explorer(root, tasks, methods, seeds=(13, 42, 100), setting: str | None = None,
+                   shown=("bbt", "bbtv2", "ajo")):
+    """Pick a task, methods and a seed (or all): each method's budget curve and test metric, read from the
+    cached runs under root (nothing is run). shown: the methods picked at first (those of them in methods)."""
+    import ipywidgets as W
+
+    first = tuple(m for m in shown if m in methods) or tuple(methods[:3])
+
+    def draw(task=tasks[0], chosen=first, seed="all"):
+        draw_board(root, task, chosen, seed, setting)
+        plt.show()
+
+    return W.interact(draw, task=list(tasks), seed=["all", *seeds],
+                      chosen=W.SelectMultiple(options=list(methods), value=first, rows=min(8, len(methods)),
+                                              description="methods"))
+
+
+def eot_explorer(results: dict):
+    """Pick a method and a problem: every step's input and output (results: {label: ReasoningResult}
+    over the same problems, e.g. EoT and its baselines). Nothing is run."""
+    import ipywidgets as W
+
+    from ..methods.eot import trace_text
+
+    first = next(iter(results.values()))
+    problems = {f"{i + 1}. {t['question'][:60]}": i for i, t in enumerate(first.traces)}
+
+    def draw(method=next(iter(results)), problem=next(iter(problems))):
+        res = results[method]
+        print(f"{res.summary()}\n")
+        print(trace_text(res.traces[problems[problem]]))
+
+    return W.interact(draw, method=list(results), problem=W.Dropdown(options=list(problems), description="problem",
+                                                                      layout=W.Layout(width="90%")))

@@ -1,0 +1,162 @@
+"""A competition-style leaderboard: every method on the competition's five tasks, cached per run.
+
+The 1st Gradient-Free Tuning Competition scored SST-2, DBPedia, SNLI, QQP and QNLI (accuracy;
+macro-F1 for SNLI and DBPedia). Each (method, task, seed) run is saved under
+``runs/leaderboard/<setting>/<method>/<task>-<seed>/`` as a :class:`~bbtkit.tuning.results.Result`, so that
+a long table is computed once, piece by piece, and a notebook loads it in a second: ``run_entry``
+computes one cell unless it is cached, ``load_leaderboard`` reads them all. The *setting* names what
+else decides the numbers: the model, its dtype, the test size and the budget scale
+(``smollm2-135m_float32_test500_scale0.1``), so that a cache never answers for another model.
+
+Budgets are the report's (3000 calls for SST-2 and DBPedia, 8000 for the others) scaled by
+``scale`` (CPU default 1/10): the ratio between tasks is kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..methods.baselines import demonstrations  # noqa: F401  (the leaderboard's in-context rows use it)
+from ..methods.registry import METHODS, get_method, paper_budget
+from ..tuning.result_builder import load_result
+from ..tuning.results import Result, calls_to_reach
+from ..data.tasks import get_task
+from ..data.splits import check_seed
+
+TASKS = ("sst2", "dbpedia", "snli", "qqp", "qnli")
+SEEDS = (13, 42, 100)
+ROWS = {name: m.label for name, m in METHODS.items()}  # name -> the row label of notebook 07
+ROOT = Path(__file__).resolve().parents[1] / "runs" / "leaderboard"
+CPU_SCALE = 0.1
+TEST_SIZE = 500  # a fixed test subset per task (seed 0), so that a CPU table stays affordable
+CPU_SETTING = "smollm2-135m_float32_test500_scale0.1"  # the committed table's: the embedded model in fp32
+SETTING_FILE = "setting.json"
+
+
+def budget(task: str, scale: float = CPU_SCALE) -> int:
+    """The report's API budget for task (``ajo.paper_budget``: 8000 for a task it did not run), times
+    scale, rounded to whole generations of 10."""
+    return max(20, int(round(paper_budget(task) * scale / 10)) * 10)
+
+
+def config(method: str, task: str, seed: int, scale: float = CPU_SCALE):
+    """The config of one entry: the registry's cpu_quick preset (paper preset when scale >= 1) with
+    the scaled budget."""
+    return get_method(method).preset(get_task(task).name, seed, paper=scale >= 1, budget=budget(task, scale))
+
+
+def setting(model, scale: float = CPU_SCALE, test_size: int | None = TEST_SIZE) -> str:
+    """The cache folder's name for what decides a cell's numbers besides method, task and seed:
+    the model's name, its dtype, the test size and the budget scale."""
+    name = str(model.name)
+    slug = re.sub(r"[^A-Za-z0-9._]+", "-", name).strip("-.")[-48:] or "model"
+    if slug != name:  # hub names with "/" and local paths: a short hash keeps two apart
+        slug += "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
+    dtype = str(model.dtype).removeprefix("torch.")
+    return f"{slug}_{dtype}_test{'all' if test_size is None else int(test_size)}_scale{float(scale):g}"
+
+
+def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SCALE, test_size: int | None = TEST_SIZE,
+              root: str | Path = ROOT, recompute: bool = False, display: bool = False) -> Result:
+    """One leaderboard cell: loaded from ``root/<setting>/`` when cached there (unless ``recompute``),
+    else run and saved there. Tuned methods keep their history, so calls to a dev target can be read later."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; the leaderboard's methods are {', '.join(ROWS)}.")
+    seed = check_seed(seed)
+    if not scale > 0:
+        raise ValueError(f"scale must be a positive fraction of the report's budgets, not {scale!r}.")
+    t = get_task(task)
+    key = setting(model, scale, test_size)
+    folder = Path(root) / key
+    path = folder / method / f"{t.name}-{seed}"
+    if (path / "result.json").exists() and not recompute:
+        res = load_result(path)
+        if res.model != model.name:
+            raise ValueError(f"{path} holds a result of {res.model}, not {model.name}; the folder was moved by "
+                             "hand. Move it back, or pass recompute=True to replace it.")
+        return res
+    from ..data.splits import load_split
+
+    split = load_split(t.name, seed=seed, test_size=test_size)
+    dtype = str(model.dtype).removeprefix("torch.")
+    if not (folder / SETTING_FILE).exists():  # what the folder's name stands for, readable by settings()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SETTING_FILE).write_text(json.dumps({"model": model.name, "dtype": dtype, "test_size": test_size,
+                                                       "scale": scale}) + "\n")
+    t0 = time.perf_counter()
+    res = METHODS[method].run(model, t, split, config(method, t.name, seed, scale), display=display)
+    res.method, res.seconds = method, time.perf_counter() - t0
+    res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type, dtype=dtype, setting=key)
+    res.save(path, overwrite=True)
+    return res
+
+
+def settings(root: str | Path = ROOT) -> list[str]:
+    """The settings cached under root (folders holding a ``setting.json``)."""
+    root = Path(root)
+    return sorted(p.parent.name for p in root.glob(f"*/{SETTING_FILE}")) if root.is_dir() else []
+
+
+def _folder(root: str | Path, setting: str | None) -> Path:
+    """root/<setting>: the one given; else the only one cached; else the CPU default's when several are."""
+    found = settings(root)
+    if setting is None:
+        if len(found) <= 1 or CPU_SETTING in found:
+            setting = found[0] if len(found) == 1 else CPU_SETTING
+        else:
+            raise ValueError(f"{root} caches several settings: {', '.join(found)}. Pass setting=... to pick one.")
+    return Path(root) / setting
+
+
+def cached_runs(root: str | Path, method: str, task: str, setting: str | None = None) -> dict[str, Result]:
+    """The cached runs of one leaderboard cell, keyed by their folder name ``<task>-<seed>``."""
+    folder = _folder(root, setting) / method
+    return {p.name: load_result(p) for p in sorted(folder.glob(f"{get_task(task).name}-*")) if (p / "result.json").exists()}
+
+
+def load_leaderboard(root: str | Path = ROOT, stats: bool = False, setting: str | None = None) -> dict:
+    """{method: {task: mean test metric}} over the seeds cached under root, in ``setting`` (by default
+    the only one there; see ``settings``), method names as in ``ROWS`` (notebook 07's rows).
+    stats=True gives {method: {task: {"mean", "std", "seeds", "calls", "minutes"}}} instead."""
+    table: dict[str, dict] = {}
+    for method in ROWS:
+        for task in TASKS:
+            runs = list(cached_runs(root, method, task, setting).values())
+            if not runs:
+                continue
+            metrics = np.array([r.test_metric for r in runs], dtype=float)
+            entry = {"mean": float(metrics.mean()), "std": float(metrics.std()), "seeds": len(runs),
+                     "calls": float(np.mean([r.api_calls for r in runs])),
+                     "minutes": float(np.mean([r.seconds for r in runs]) / 60)}
+            table.setdefault(method, {})[task] = entry if stats else entry["mean"]
+    return table
+
+
+def calls_to_target(root: str | Path, method: str, task: str, above: str = "manual",
+                    margin: float = 0.05, setting: str | None = None) -> list[int | None]:
+    """Per seed cached for both: API calls after which ``method``'s dev metric first reached the dev
+    metric of ``above``'s run on the same seed plus ``margin`` (at most 1.0); None: never."""
+    reference = cached_runs(root, above, task, setting)
+    return [calls_to_reach(res.history, min(1.0, reference[name].dev_metric + margin))
+            for name, res in cached_runs(root, method, task, setting).items() if name in reference]
+
+
+def speedup(root: str | Path, method: str, baseline: str, task: str,
+            setting: str | None = None) -> list[tuple[int | None, int | None]]:
+    """The report's speed-up, per seed cached for both: the best dev metric ``baseline`` reached in
+    its run is the target, and the pair is (calls baseline took to first reach it, calls method took;
+    None: never). Their ratio is how many times fewer calls ``method`` needed. Dev is measured every
+    ``eval_every`` calls, so a count is exact to that step."""
+    others = cached_runs(root, method, task, setting)
+    pairs = []
+    for name, base in cached_runs(root, baseline, task, setting).items():
+        if name not in others:
+            continue
+        target = max(r["dev_metric"] for r in base.history if r.get("dev_metric") is not None)
+        pairs.append((calls_to_reach(base.history, target), calls_to_reach(others[name].history, target)))
+    return pairs
