@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 import bbtkit as bk
 from bbtkit.methods.baselines import PromptConfig
 from bbtkit.fields import check_fields
-from bbtkit.random_search import RandomSearchConfig
+from bbtkit.methods.random_search import RandomSearchConfig
 
 CONFIGS = [bk.BBTConfig, bk.BBTv2Config, bk.AJOConfig, RandomSearchConfig, bk.ZOConfig, bk.IPLConfig, PromptConfig,
            bk.MeZOConfig, bk.DFOLoRAConfig, bk.EvoPromptConfig, bk.EoTConfig]

@@ -7,7 +7,7 @@ import pytest
 import bbtkit as bk
 from bbtkit.course import leaderboard as lb
 from bbtkit.data.splits import Example, Examples, Split
-from bbtkit.random_search import RandomSearch, RandomSearchConfig, run_random_search
+from bbtkit.methods.random_search import RandomSearch, RandomSearchConfig, run_random_search
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from .bbtv2 import BBTv2Config, run_bbtv2
 from .dfo_lora import DFOLoRAConfig, run_dfo_lora
 from .evoprompt import EvoPromptConfig, run_evoprompt
 from .ipl import IPLConfig, run_ipl
-from ..random_search import RandomSearchConfig, run_random_search
+from .random_search import RandomSearchConfig, run_random_search
 from .zo_sgd import ZOConfig, run_zo
 
 

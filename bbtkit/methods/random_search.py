@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .methods.bbt import BBTConfig, run_shallow
+from .bbt import BBTConfig, run_shallow
 
 
 class RandomSearch:
