@@ -87,3 +87,15 @@ def test_the_space_not_the_method_name_says_whether_a_prompt_is_shallow():
     assert legacy.prompt.shape == (N, H)
     deep_at_0 = result(method="bbt", extra={"space": "deep"})  # a deep prompt tuned at layer 0 only stays deep
     assert deep_at_0.prompt.shape == (4, N, H) and torch.equal(deep_at_0.prompt[0], legacy.prompt)
+
+
+def test_one_module_constructs_a_Result():
+    """Every run's Result comes from build_result, and a saved one from load_result, both in one module."""
+    import ast
+    from pathlib import Path
+
+    root = Path(bk.__file__).parent
+    makers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                    if any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "Result"
+                           for n in ast.walk(ast.parse(p.read_text()))))
+    assert makers == ["tuning/result_builder.py"]

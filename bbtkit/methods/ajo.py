@@ -37,6 +37,7 @@ from ..fields import check_fields
 from ..tuning.heads import HEADS, head_spec, joint_log_probs, make_head, mixture, train_head  # noqa: F401
 from ..tuning.loop import progress_bar, to_result, tune
 from ..tuning.objectives import DevScore, candidate_losses
+from ..tuning.result_builder import build_result
 from ..tuning.results import Result
 from ..runtime import set_seed
 from ..data.tasks import get_task
@@ -259,12 +260,10 @@ def run_feature_mlp(model, task, split, cfg: AJOConfig | None = None, *, display
     _, dev_hidden = label_logits(model, task, split.dev, position=train.position, return_hidden=True)
     head, rows, best_dev = fit_head(cfg, task, out.hidden[0], out.labels, dev_hidden, [ex.label for ex in split.dev],
                                     desc=f"Feature-MLP {task.name}" if display else None)
-    res = Result(method="feature_mlp", task=task, model=model.name, config=asdict(cfg),
-                 z=np.zeros((0, cfg.intrinsic_dim)), projections=[], n_tokens=cfg.n_prompt_tokens,
-                 hidden=model.hidden_size, layers=[], num_layers=model.num_layers, position=train.position,
-                 history=[{"calls": train.calls, **row} for row in rows], dev_metric=best_dev, api_calls=train.calls,
-                 stop={"epochs": cfg.feature_epochs}, classifier=head,
-                 extra={"head": {**head_spec(cfg, model.hidden_size, task.num_classes), "mix": 0.0}})
+    res = build_result("feature_mlp", model, task, cfg, z=np.zeros((0, cfg.intrinsic_dim)), n_tokens=cfg.n_prompt_tokens,
+                       position=train.position, history=[{"calls": train.calls, **row} for row in rows], dev=best_dev,
+                       calls=train.calls, stop={"epochs": cfg.feature_epochs}, classifier=head,
+                       extra={"head": {**head_spec(cfg, model.hidden_size, task.num_classes), "mix": 0.0}})
     if evaluate_test:
         _score_parts(res, model, task, split)
     res.seconds = time.perf_counter() - t0

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..tuning import calibration as calib
 from ..api.blackbox import evaluate
 from ..fields import check_fields
+from ..tuning.result_builder import build_result
 from ..tuning.results import Result
 from ..data.tasks import get_task
 
@@ -62,11 +63,9 @@ def run_prompt(model, task, split, cfg: PromptConfig | None = None, *, display: 
     k = cfg.demonstrations_per_class
     shown = t.with_demonstrations(demonstrations(split, k), model.family) if k else t
     cal = calib.for_prompt(cfg.calibration, model, shown, split.train, None) if cfg.calibration else None
-    res = Result(method=method or ("in_context" if k else "manual"), task=t, model=model.name,
-                 config=asdict(cfg), z=np.zeros((0, 1)), projections=[], n_tokens=0, hidden=model.hidden_size,
-                 layers=[], num_layers=model.num_layers, position="auto",
-                 dev_metric=evaluate(model, shown, split.dev, calibration=cal),
-                 extra={} if cal is None else {"calibration": cal.to_dict()})
+    res = build_result(method or ("in_context" if k else "manual"), model, t, cfg, z=np.zeros((0, 1)), position="auto",
+                       dev=evaluate(model, shown, split.dev, calibration=cal),
+                       extra={} if cal is None else {"calibration": cal.to_dict()})
     if evaluate_test:
         res.test_metric = evaluate(model, shown, split.test, calibration=cal)
     res.seconds = time.perf_counter() - t0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from ..api.blackbox import BlackBoxLM, evaluate
 from ..fields import check_fields
 from ..api.generate import GenerativeLM
 from ..tuning.loop import tune
+from ..tuning.result_builder import build_result
 from ..tuning.results import Result
 from ..runtime import set_seed
 from ..data.tasks import get_task
@@ -287,10 +288,8 @@ def run_evoprompt(model, task, split, cfg: EvoPromptConfig | None = None, *, dis
                  desc=f"EvoPrompt {task.name}")
     best = opt.archive[opt.best]
     tuned = with_instruction(task, best, model.family)
-    res = Result(method="evoprompt", task=tuned, model=model.name, config=asdict(cfg), z=np.zeros((0, 1)),
-                 projections=[], n_tokens=0, hidden=model.hidden_size, layers=[], num_layers=model.num_layers,
-                 position="auto", history=trace.history, dev_metric=opt.fitness[opt.best], api_calls=trace.calls,
-                 stop=trace.stop, extra={"space": "text", "instruction": best, "generation_calls": llm.calls,
+    res = build_result("evoprompt", model, tuned, cfg, z=np.zeros((0, 1)), position="auto", history=trace.history,
+                       dev=opt.fitness[opt.best], calls=trace.calls, stop=trace.stop, extra={"space": "text", "instruction": best, "generation_calls": llm.calls,
                                          "fitness_calls": fitness.calls, "invalid_children": opt.invalid,
                                          "archive": [{"instruction": p, "dev": opt.fitness.get(i)} for i, p in enumerate(opt.archive)],
                                          "operations": opt.log})

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +38,7 @@ import numpy as np
 from . import calibration as calib, checkpoints as ckpt
 from ..api.blackbox import BudgetExceededError, evaluate as evaluate_prompt
 from ..guards import NonFiniteLogitsError
+from .result_builder import build_result
 from .results import Result
 from .selection import Selection
 
@@ -253,13 +254,10 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
 
     score_test(res, model, task, split) replaces the plain test metric (AJO scores its mixture)."""
     z = np.asarray(trace.best_z, dtype=float).reshape(len(space.layers), -1)
-    res = Result(method=method, task=task, model=model.name, config=asdict(cfg), z=z,
-                 projections=list(space.projections), n_tokens=space.n, hidden=space.hidden,
-                 layers=list(space.layers), num_layers=model.num_layers, position=train.position,
-                 history=trace.history, dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
-                 api_calls=train.calls, stop=trace.stop, classifier=classifier,
-                 extra={"seconds_per_call": train.seconds_per_call, "space": space.kind, **(extra or {}),
-                        **({"selection": trace.selection} if trace.selection else {})})
+    res = build_result(method, model, task, cfg, z=z, space=space, position=train.position, history=trace.history,
+                       dev=trace.best_dev, calls=train.calls, stop=trace.stop, classifier=classifier,
+                       extra={"seconds_per_call": train.seconds_per_call, "space": space.kind, **(extra or {})},
+                       selection=trace.selection)
     if getattr(cfg, "calibration", None):
         res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
                                                     res.position).to_dict()

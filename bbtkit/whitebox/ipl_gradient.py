@@ -6,7 +6,6 @@ backpropagation through the frozen model. It needs the model's weights, and says
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -14,6 +13,7 @@ import torch
 from . import access as whitebox
 from ..api.blackbox import BlackBoxLM, evaluate, mean_embeddings
 from ..tuning.loop import progress_bar
+from ..tuning.result_builder import build_result
 from ..tuning.results import Result
 from ..runtime import set_seed
 from ..tuning.spaces import WeightedPrompt, relevance
@@ -83,12 +83,10 @@ def run_gradient(model, task, split, cfg, *, display: bool, evaluate_test: bool)
                 bar.update(1)
     if bar is not None:
         bar.close()
-    res = Result(method="ipl", task=task, model=model.name, config=asdict(cfg), z=best.flat()[None],
-                 projections=[], n_tokens=cfg.n_prompt_tokens, hidden=model.hidden_size, layers=[0],
-                 num_layers=model.num_layers, position=fw.position, history=history, dev_metric=best_dev,
-                 api_calls=0, stop={"steps": cfg.steps, "best_step": best_step},
-                 extra={"space": "instance", "mode": "gradient", "head_size": cfg.head_size,
-                        "examples_per_step": min(cfg.batch_size, fw.batch)})
+    res = build_result("ipl", model, task, cfg, z=best.flat()[None], n_tokens=cfg.n_prompt_tokens, layers=[0],
+                       position=fw.position, history=history, dev=best_dev, stop={"steps": cfg.steps, "best_step": best_step},
+                       extra={"space": "instance", "mode": "gradient", "head_size": cfg.head_size,
+                              "examples_per_step": min(cfg.batch_size, fw.batch)})
     if evaluate_test:
         res.test_metric = evaluate(model, task, split.test, res.prompt, position=res.position)
     res.seconds = time.perf_counter() - t0

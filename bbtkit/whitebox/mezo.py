@@ -33,6 +33,7 @@ from ..api.blackbox import BlackBoxLM, evaluate
 from ..fields import check_fields
 from ..tuning.loop import tune
 from ..tuning.objectives import candidate_losses
+from ..tuning.result_builder import build_result
 from ..tuning.results import Result
 from ..runtime import set_seed
 from ..data.tasks import get_task
@@ -161,13 +162,10 @@ def run_mezo(model, task, split, cfg: MeZOConfig | None = None, *, display: bool
                      select_se=cfg.select_se)
         best = int(trace.best_z[0])
         params.rewind(best)  # back to the selected step (up to rounding; kept() restores the start exactly)
-        res = Result(method="mezo", task=task, model=model.name, config=asdict(cfg), z=np.array([[best]]),
-                     projections=[], n_tokens=0, hidden=model.hidden_size, layers=[], num_layers=model.num_layers,
-                     position=fw.position, history=trace.history, api_calls=trace.calls, stop=trace.stop,
-                     dev_metric=trace.best_dev if np.isfinite(trace.best_dev) else None,
-                     extra={"params": cfg.params, "updates": params.log[:best], "trained_tensors": len(tensors),
-                            "trained_numbers": int(sum(t.numel() for t in tensors.values())),
-                            **({"selection": trace.selection} if trace.selection else {})})
+        res = build_result("mezo", model, task, cfg, z=np.array([[best]]), position=fw.position, history=trace.history,
+                           calls=trace.calls, stop=trace.stop, dev=trace.best_dev, selection=trace.selection,
+                           extra={"params": cfg.params, "updates": params.log[:best], "trained_tensors": len(tensors),
+                                  "trained_numbers": int(sum(t.numel() for t in tensors.values()))})
         if evaluate_test and not trace.interrupted:
             res.test_metric = evaluate(model, task, split.test, prompt, position=fw.position)
     res.seconds = time.perf_counter() - t0
@@ -235,11 +233,10 @@ def run_backprop(model, task, split, cfg: MeZOConfig | None = None, *, steps: in
         copy_into(tensors, best)
         with torch.no_grad():
             test = evaluate(model, task, split.test, None if prompt is None else prompt.detach(), position=fw.position)
-    return Result(method="backprop", task=task, model=model.name, config={**asdict(cfg), "steps": steps},
-                  z=np.array([[best_step]]), projections=[], n_tokens=0, hidden=model.hidden_size, layers=[],
-                  num_layers=model.num_layers, position=fw.position, history=history, dev_metric=best_dev,
-                  test_metric=test, api_calls=steps, seconds=time.perf_counter() - t0, stop={"steps": steps},
-                  extra={"params": cfg.params, "optimizer": "adam", "lr": cfg.adam_default})
+    return build_result("backprop", model, task, cfg, config={**asdict(cfg), "steps": steps}, z=np.array([[best_step]]),
+                        position=fw.position, history=history, dev=best_dev, test=test, calls=steps,
+                        seconds=time.perf_counter() - t0, stop={"steps": steps},
+                        extra={"params": cfg.params, "optimizer": "adam", "lr": cfg.adam_default})
 
 
 def prompt_objective(model, task, examples, n_tokens: int = 3, position: str = "auto"):
