@@ -126,6 +126,61 @@ class Result:
         return self.extra.get("test_size")
 
     @property
+    def selection(self) -> dict | None:
+        """How the returned z was chosen against the start on dev (``bbtkit.tuning.selection``)."""
+        return self.extra.get("selection")
+
+    @property
+    def train_loss(self) -> float | None:
+        """The optimizer's best training loss at the end (BBTv2, AJO and DFO-LoRA record it)."""
+        return self.extra.get("train_loss")
+
+    @property
+    def reselected(self) -> dict | None:
+        """What ``benchmarks/reselect.py`` did to a cached run: the rule it applied and what the strict rule had returned."""
+        return self.extra.get("reselected")
+
+    @property
+    def device(self) -> str | None:
+        """Where a cached run was computed ("cpu", "cuda"), as the leaderboard and benchmarks record it."""
+        return self.extra.get("device")
+
+    @property
+    def dtype(self) -> str | None:
+        """The dtype a cached run was computed in ("float32", "bfloat16"), where recorded."""
+        return self.extra.get("dtype")
+
+    @property
+    def budget_scale(self) -> float | None:
+        """A leaderboard run's budget as a fraction of the report's (0.1 on a CPU)."""
+        return self.extra.get("scale")
+
+    # EvoPrompt: the instruction it returns and how it got there.
+    @property
+    def instruction(self) -> str | None:
+        return self.extra.get("instruction")
+
+    @property
+    def archive(self) -> list[dict]:
+        """Every instruction scored, with its dev metric, in the order they were made."""
+        return self.extra.get("archive", [])
+
+    @property
+    def operations(self) -> list[dict]:
+        """Every operator call: its generation, its parents and the child instruction it produced."""
+        return self.extra.get("operations", [])
+
+    @property
+    def generation_calls(self) -> int | None:
+        """Calls to the generation API (the LLM as the evolution operator)."""
+        return self.extra.get("generation_calls")
+
+    @property
+    def fitness_calls(self) -> int | None:
+        """Scorings of an instruction on dev (label-word calls)."""
+        return self.extra.get("fitness_calls")
+
+    @property
     def calibration(self):
         """The fitted calibration that goes with the prompt (None when the run used none)."""
         from .calibration import Calibration
