@@ -279,3 +279,19 @@ def test_download_task_without_datasets_says_how_to_install(monkeypatch, tmp_pat
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     with pytest.raises(ImportError, match="pip install datasets"):
         download.download_task("sst2", dest=tmp_path)
+
+
+def test_the_default_places_are_found_from_the_project_root(monkeypatch):
+    """Without BBTKIT_DATA, the data directory is searched beside the project (../shared/data where the course
+    keeps it), and the leaderboard's runs are the project's: both are found from the package's own folder."""
+    from pathlib import Path
+
+    from bbtkit.course import leaderboard as lb
+    from bbtkit.data import splits
+
+    root = Path(__file__).resolve().parents[1]
+    assert splits.PROJECT_ROOT == root and lb.ROOT == root / "runs" / "leaderboard"
+    monkeypatch.delenv("BBTKIT_DATA", raising=False)
+    monkeypatch.chdir(root)
+    if (root.parent / "shared" / "data" / "sst2").is_dir():
+        assert splits.data_dir("sst2").resolve() == (root.parent / "shared" / "data").resolve()

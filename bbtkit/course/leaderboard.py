@@ -31,7 +31,7 @@ from ..data.splits import check_seed
 TASKS = ("sst2", "dbpedia", "snli", "qqp", "qnli")
 SEEDS = (13, 42, 100)
 ROWS = {name: m.label for name, m in METHODS.items()}  # name -> the row label of notebook 07
-ROOT = Path(__file__).resolve().parents[1] / "runs" / "leaderboard"
+ROOT = Path(__file__).resolve().parents[2] / "runs" / "leaderboard"
 CPU_SCALE = 0.1
 TEST_SIZE = 500  # a fixed test subset per task (seed 0), so that a CPU table stays affordable
 CPU_SETTING = "smollm2-135m_float32_test500_scale0.1"  # the committed table's: the embedded model in fp32

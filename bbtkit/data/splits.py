@@ -19,7 +19,7 @@ from .examples import Example, Examples, _short
 from .tasks import TASKS as _REGISTRY
 
 ENV_VAR = "BBTKIT_DATA"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the bbtkit package
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the bbtkit package
 TASKS = tuple(_REGISTRY)  # the benchmark tasks' names, from the one task registry (tasks.TASKS)
 SAMPLERS = ("fewshot", "bbt")
 
