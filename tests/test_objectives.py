@@ -62,3 +62,35 @@ def test_the_dev_score_is_the_dev_metric_of_the_prompt_z_stands_for(toy):
     z = np.array([1.0, -2.0, 0.5, 3.0])
     assert score(z) == bk.evaluate(lm, TASK, toy, space.prompt(z), position=api.position)
     assert api.calls == 1 and api.budget is None  # one call of the dev API, which has no budget: model selection
+
+
+def spaces_of_every_kind(lm, api):
+    """A space of each kind a method tunes, built as the methods build them: shallow, deep, adapters, per-example."""
+    from bbtkit.methods import dfo_lora, ipl
+    from bbtkit.tuning.projection import Projection
+    from bbtkit.tuning.spaces import DeepPrompt, ShallowPrompt
+
+    H, L = lm.hidden_size, lm.num_layers
+    proj = [Projection(d=3, out_dim=2 * H, seed=s, kind="normal", std=0.5) for s in range(2)]
+    return {"shallow": ShallowPrompt(proj[0], 2, H),
+            "deep": DeepPrompt(proj, [0, L - 1], L, 2, H),
+            "adapters": dfo_lora.make_space(dfo_lora.DFOLoRAConfig.cpu_quick(), api, [0, L - 1]),
+            "per-example": ipl.make_space(ipl.IPLConfig.cpu_quick(), api)}
+
+
+@pytest.mark.parametrize("kind", ["shallow", "deep", "adapters", "per-example"])
+def test_one_dev_scorer_serves_every_space_through_what_the_space_asks(toy, kind):
+    lm = bk.tiny_model("llama")
+    api = bk.BlackBoxLM(lm, TASK, toy)
+    space = spaces_of_every_kind(lm, api)[kind]
+    rng = np.random.default_rng(0)
+    blocks = {"deep": (2,), "adapters": (2,)}.get(kind, ())  # one z per prompted or adapted layer
+    X = rng.normal(scale=2.0, size=(3, *blocks, space.dim))
+    pop = space.ask(api, X).logits
+    assert pop.shape == (3, len(toy), 2) and api.calls == 3
+    assert not torch.allclose(pop[0], pop[1])  # the vectors reach the model
+    for i in range(3):  # one vector asks exactly what it asks inside a population
+        assert torch.allclose(space.ask_point(api, X[i]).logits[0], pop[i], atol=1e-5)
+    score = DevScore(space, api, TASK, lm, toy, None, api.position)
+    for i in range(3):
+        assert score(X[i]) == TASK.score(pop[i].argmax(-1).numpy(), api.labels.numpy())

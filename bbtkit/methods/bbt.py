@@ -10,9 +10,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from ..tuning import calibration as calib
-from ..api.blackbox import BlackBoxLM
 from ..tuning.loop import to_result, tune
-from ..tuning.objectives import HINGE_MARGIN, LOSSES, DevScore, Loss, candidate_losses  # noqa: F401 (notebooks import them here)
+from ..tuning.objectives import HINGE_MARGIN, LOSSES, DevScore, Loss, candidate_losses, train_and_dev  # noqa: F401 (notebooks import them here)
 from ..optim.optimizers import CMA
 from ..tuning.projection import KINDS, Projection, normal_std
 from ..runtime import set_seed
@@ -89,12 +88,11 @@ def run_shallow(method: str, make_optimizer, model, task, split, cfg: BBTConfig,
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     n, H = cfg.n_prompt_tokens, model.hidden_size
-    train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position)
-    dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)  # model selection, not tuning
+    train, dev_api = train_and_dev(model, task, split, cfg.budget, cfg.prompt_position)
     space = ShallowPrompt(make_projection(cfg, model, n * H, float(train.value_scales(n)[0]), cfg.seed), n, H)
     loss = Loss(task, cfg.loss, calib.for_objective(cfg.calibration, model, task, split.train, train.position))
     dev = DevScore(space, dev_api, task, model, split.train, cfg.calibration, train.position)
-    trace = tune(lambda X: loss(train(space.candidates(X))), make_optimizer(cfg), budget=cfg.budget, api=train,
+    trace = tune(lambda X: loss(space.ask(train, X)), make_optimizer(cfg), budget=cfg.budget, api=train,
                  dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method} {task.name}",
                  checkpoint=checkpoint, resume=resume, fingerprint={"method": method, **asdict(cfg)},
                  select_se=cfg.select_se)

@@ -33,7 +33,7 @@ from ..guards import warn_partial_round
 from .bbt import BBTConfig, make_projection
 from ..fields import check_fields
 from ..tuning.loop import to_result, tune
-from ..tuning.objectives import DevScore, Loss
+from ..tuning.objectives import DevScore, Loss, train_and_dev
 from ..optim.optimizers import LayerwiseCMA
 from ..runtime import set_seed
 from ..tuning.spaces import DeepPrompt
@@ -145,9 +145,8 @@ def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
     note = round_note(cfg, L)
     if note:
         warn_partial_round(note)
-    train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position,
-                       use_cache=cfg.cache != "none", layer_cache=cfg.cache == "layers")
-    dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
+    train, dev_api = train_and_dev(model, task, split, cfg.budget, cfg.prompt_position,
+                                   use_cache=cfg.cache != "none", layer_cache=cfg.cache == "layers")
     n, H = cfg.n_prompt_tokens, model.hidden_size
     scales = train.value_scales(n, deep=True)
     projs = [make_projection(cfg, model, n * H, float(scales[l]), cfg.seed + l) for l in layers]
@@ -173,7 +172,7 @@ def run_bbtv2(model, task, split, cfg: BBTv2Config | None = None, *, display: bo
     p = setup(model, task, split, cfg)
     loss = Loss(p.task, cfg.loss, calib.for_objective(cfg.calibration, model, p.task, split.train, p.train.position))
     dev = DevScore(p.space, p.dev_api, p.task, model, split.train, cfg.calibration, p.train.position)
-    trace = tune(lambda Z: loss(p.train(p.space.candidates(Z))), p.opt, budget=cfg.budget, api=p.train, dev=dev,
+    trace = tune(lambda Z: loss(p.space.ask(p.train, Z)), p.opt, budget=cfg.budget, api=p.train, dev=dev,
                  eval_every=cfg.eval_every, callback=callback, display=display, desc=f"BBTv2 {p.task.name}",
                  checkpoint=checkpoint, resume=resume, fingerprint={"method": "bbtv2", **asdict(cfg)},
                  select_se=cfg.select_se)

@@ -23,11 +23,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from ..api.blackbox import BlackBoxLM, evaluate
+from ..api.blackbox import BlackBoxLM
 from ..fields import check_fields
 from ..optim.fireworks import Fireworks
 from ..tuning.loop import to_result, tune
-from ..tuning.objectives import LOSSES, Loss
+from ..tuning.objectives import LOSSES, DevScore, Loss, train_and_dev
 from ..optim.optimizers import CMA, Layerwise
 from ..tuning.projection import Projection, normal_std
 from ..runtime import set_seed
@@ -154,20 +154,11 @@ def run_dfo_lora(model, task, split, cfg: DFOLoRAConfig | None = None, *, displa
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     layers = cfg.resolve_layers(model.num_layers)
-    train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position,
-                       layer_cache=cfg.cache == "layers")
-    dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
+    train, dev_api = train_and_dev(model, task, split, cfg.budget, cfg.prompt_position,
+                                   layer_cache=cfg.cache == "layers")
     space, opt, loss = make_space(cfg, train, layers), make_optimizer(cfg, layers), Loss(task, cfg.loss)
-
-    def dev(z) -> float:
-        out = dev_api(adapters=space.adapters(z))
-        return task.score(out.logits[0].argmax(-1).numpy(), dev_api.labels.numpy())
-    dev.api = dev_api  # what tune's checkpoints record of the dev split
-
-    def score_test(res, model, task, split) -> None:
-        res.test_metric = evaluate(model, task, split.test, position=res.position, adapters=res.adapters)
-
-    trace = tune(lambda Z: loss(train(adapters=space.candidates(Z))), opt, budget=cfg.budget, api=train, dev=dev,
+    dev = DevScore(space, dev_api, task, model, split.train, None, train.position)
+    trace = tune(lambda Z: loss(space.ask(train, Z)), opt, budget=cfg.budget, api=train, dev=dev,
                  eval_every=cfg.eval_every, callback=callback, display=display,
                  desc=f"DFO-LoRA ({cfg.optimizer}) {task.name}", checkpoint=checkpoint, resume=resume,
                  fingerprint={"method": "dfo_lora", **asdict(cfg)}, select_se=cfg.select_se)
@@ -175,4 +166,4 @@ def run_dfo_lora(model, task, split, cfg: DFOLoRAConfig | None = None, *, displa
              "cache_seconds": train.cache_seconds, "train_loss": opt.incumbent,
              "adapter_numbers": int(sum(p.out_dim for p in space.projections))}
     return to_result("dfo_lora", model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test,
-                     extra=extra, score_test=score_test)
+                     extra=extra)

@@ -20,12 +20,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from ..api.blackbox import BlackBoxLM
 from ..fields import check_fields
 from ..tuning.loop import to_result, tune
-from ..tuning.objectives import LOSSES, Loss
+from ..tuning.objectives import LOSSES, DevScore, Loss, train_and_dev
 from ..optim.optimizers import CMA
 from ..tuning.projection import Projection, normal_std
 from ..tuning.results import Result
@@ -119,17 +117,10 @@ def run_ipl(model, task, split, cfg: IPLConfig | None = None, *, display: bool =
         return run_gradient(model, task, split, cfg, display=display, evaluate_test=evaluate_test)
     set_seed(cfg.seed)
     t0 = time.perf_counter()
-    train = BlackBoxLM(model, task, split.train, budget=cfg.budget, position=cfg.prompt_position)
-    dev_api = BlackBoxLM(model, task, split.dev, position=cfg.prompt_position)
+    train, dev_api = train_and_dev(model, task, split, cfg.budget, cfg.prompt_position)
     space, loss = make_space(cfg, train), Loss(task, cfg.loss)
-    feats, dev_feats = train.input_embeddings(), dev_api.input_embeddings()
-
-    def dev(z) -> float:
-        out = dev_api(space.candidates(np.asarray(z)[None], dev_feats), per_example=True)
-        return task.score(out.logits[0].argmax(-1).numpy(), dev_api.labels.numpy())
-    dev.api = dev_api  # what tune's checkpoints record of the dev split
-
-    trace = tune(lambda X: loss(train(space.candidates(X, feats), per_example=True)),
+    dev = DevScore(space, dev_api, task, model, split.train, None, train.position)
+    trace = tune(lambda X: loss(space.ask(train, X)),
                  CMA(space.dim, cfg.sigma, cfg.popsize, cfg.seed, cfg.bound), budget=cfg.budget, api=train, dev=dev,
                  eval_every=cfg.eval_every, callback=callback, display=display, desc=f"IPL {task.name}",
                  checkpoint=checkpoint, resume=resume, fingerprint={"method": "ipl", **asdict(cfg)},

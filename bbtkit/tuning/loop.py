@@ -266,7 +266,7 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
             score_test(res, model, task, split)
         else:
             res.test_metric = evaluate_prompt(model, task, split.test, res.prompt, position=res.position,
-                                              calibration=res.calibration)
+                                              calibration=res.calibration, adapters=res.adapters)
     res.seconds = time.perf_counter() - t0
     return res
 

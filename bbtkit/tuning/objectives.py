@@ -57,9 +57,10 @@ class Loss:
 
 
 class DevScore:
-    """The dev metric of one search vector: its prompt through the dev API, calibrated as the method
-    calibrates (``calibration.apply_for_prompt``); ``predict(out, prompt)`` may replace the
-    label-word argmax (AJO's mixture). Dev calls are model selection, not tuning: no budget."""
+    """The dev metric of one search vector, for every space: what the space asks the dev API for it
+    (``space.ask_point``), calibrated as the method calibrates (``calibration.apply_for_prompt``);
+    ``predict(logits, hidden)`` may replace the label-word argmax (AJO's mixture). Dev calls are model
+    selection, not tuning: no budget."""
 
     def __init__(self, space, dev_api, task, model, train_examples, calibration: str | None, position: str,
                  predict=None):
@@ -67,9 +68,17 @@ class DevScore:
         self.train, self.calibration, self.position, self.predict = train_examples, calibration, position, predict
 
     def __call__(self, z) -> float:
-        prompt = self.space.prompt(z)
-        out = self.api(prompt[None], return_hidden=self.predict is not None)
-        logits = calib.apply_for_prompt(self.calibration, self.model, self.task, self.train, prompt,
-                                        out.logits[0], self.position)
+        out = self.space.ask_point(self.api, z, return_hidden=self.predict is not None)
+        logits = out.logits[0] if self.calibration is None else calib.apply_for_prompt(
+            self.calibration, self.model, self.task, self.train, self.space.prompt(z), out.logits[0], self.position)
         scores = logits if self.predict is None else self.predict(logits, out.hidden[0])
         return self.task.score(scores.argmax(-1).numpy(), self.api.labels.numpy())
+
+
+def train_and_dev(model, task, split, budget: int, position: str, **train_options):
+    """The two APIs a run asks: the training examples, counted against ``budget`` (``train_options``: the
+    caches), and the dev examples, which score candidates for selection outside the budget."""
+    from ..api.blackbox import BlackBoxLM
+
+    return (BlackBoxLM(model, task, split.train, budget=budget, position=position, **train_options),
+            BlackBoxLM(model, task, split.dev, position=position))

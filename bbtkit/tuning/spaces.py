@@ -1,9 +1,11 @@
 """Search spaces: what an optimizer's vectors mean to the API.
 
 A space maps search vectors to what ``BlackBoxLM`` takes, ``candidates(X)``, and one vector to the
-prompt it stands for, ``prompt(z)``. It is rebuilt from seeds (its projections), so a result stores
-z and the seeds, never the prompt. Both spaces here are BBT's p = p0 + A z: p0 is what the prompt
-is added to (the template's own tokens), so z = 0 is the manual prompt.
+prompt it stands for, ``prompt(z)``. It also says what it asks the API: ``ask(api, X)`` for a
+population (the training loss) and ``ask_point(api, z)`` for one vector (the dev score), so one dev
+scorer serves every space. It is rebuilt from seeds (its projections), so a result stores z and the
+seeds, never the prompt. The shallow and deep prompts are BBT's p = p0 + A z: p0 is what the
+prompt is added to (the template's own tokens), so z = 0 is the manual prompt.
 """
 from __future__ import annotations
 
@@ -37,6 +39,14 @@ class ShallowPrompt:
     def prompt(self, z) -> torch.Tensor:
         """z (d,) -> (tokens, hidden)."""
         return self.projections[0](np.asarray(z).reshape(-1)).view(self.n, self.hidden)
+
+    def ask(self, api, X, **kw):
+        """The API's output for a population of vectors X: their prompts, one call each."""
+        return api(self.candidates(X), **kw)
+
+    def ask_point(self, api, z, **kw):
+        """The API's output for one vector z (a population of one)."""
+        return api(self.prompt(z)[None], **kw)
 
 
 class DeepPrompt:
@@ -78,6 +88,14 @@ class DeepPrompt:
     def prompt(self, Z) -> torch.Tensor:
         """Z (blocks, d) -> (num_layers, tokens, hidden)."""
         return self.candidates(np.asarray(Z)[None])[0]
+
+    def ask(self, api, X, **kw):
+        """The API's output for a population of vectors X: their prompts, one call each."""
+        return api(self.candidates(X), **kw)
+
+    def ask_point(self, api, z, **kw):
+        """The API's output for one vector z (a population of one)."""
+        return api(self.prompt(z)[None], **kw)
 
 
 class LoRASpace:
@@ -128,6 +146,18 @@ class LoRASpace:
     def adapters(self, Z):
         """Z (blocks, d) -> the AdapterSet of that one point."""
         return self.candidates(np.asarray(Z)[None])
+
+    def prompt(self, Z) -> None:
+        """No prompt: the template as it is, with the adapters applied."""
+        return None
+
+    def ask(self, api, Z, **kw):
+        """The API's output for a population: one adapter set per candidate, one call each."""
+        return api(adapters=self.candidates(Z), **kw)
+
+    def ask_point(self, api, Z, **kw):
+        """The API's output for one point: its adapter set."""
+        return api(adapters=self.adapters(Z), **kw)
 
 
 def relevance(P, Wq, bq, Wk, bk, features) -> torch.Tensor:
@@ -219,3 +249,12 @@ class InstancePrompt:
 
     def prompt(self, z) -> WeightedPrompt:
         return WeightedPrompt(*(t[0] for t in self.parts(np.asarray(z)[None])))
+
+    def ask(self, api, X, **kw):
+        """The API's output for a population: each candidate's prompt for each of the API's inputs, built from
+        their mean word embeddings (``api.input_embeddings()``, an embeddings endpoint's answer, no call)."""
+        return api(self.candidates(X, api.input_embeddings()), per_example=True, **kw)
+
+    def ask_point(self, api, z, **kw):
+        """The API's output for one vector z (a population of one)."""
+        return self.ask(api, np.asarray(z)[None], **kw)
