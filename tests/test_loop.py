@@ -173,3 +173,64 @@ def test_a_candidate_with_nan_logits_ends_the_run_and_keeps_its_best():
     trace = bk.tune(evaluate, opt, budget=100, api=api)
     assert trace.stop == {"non-finite logits": "Candidate 0 of 4 gives NaN or inf logits"}
     assert trace.calls == 8 and len(trace.history) == 2 and np.isfinite(trace.best_loss)
+
+
+class Shift:
+    """A toy objective that a second phase changes: |x - c|^2, with c moved by each phase (one call each)."""
+
+    def __init__(self, api, opt):
+        self.api, self.opt, self.c, self.moves = api, opt, 0.0, 0
+
+    def __call__(self, X):
+        self.api.calls += len(X)
+        return np.sum(np.square(np.asarray(X).reshape(len(X), -1) - self.c), 1)
+
+    def phase(self):
+        self.c, self.moves = self.c + 0.5, self.moves + 1
+        inc = float(self(self.opt.final()[None])[0])
+        return {"calls": self.api.calls, "phase": "shift", "best_loss": inc}, inc
+
+    def state(self):
+        import torch
+        return {"c": torch.tensor([self.c])}
+
+    def load_state(self, tensors):
+        self.c = float(tensors["c"][0])
+
+    def snapshot(self):
+        return self.state()
+
+
+def test_an_alternating_optimizer_runs_its_phase_first_then_every_k_generations_within_the_budget(tmp_path):
+    from bbtkit.optim.alternating import Alternating
+
+    class API:
+        calls = 0
+
+    def run(**kw):
+        api, inner = API(), LayerwiseCMA(2, 3, 0.5, popsize=4, seeds=[0, 1])
+        shift = Shift(api, inner)
+        opt = Alternating(inner, shift.phase, 2, learned=shift, names=("search", "shift"))
+        return bk.tune(shift, opt, budget=30, api=api, **kw), shift
+
+    trace, shift = run()
+    phases = [h.get("phase") for h in trace.history]
+    # the phase first (1 call), then two generations (4 calls each) and the phase again, while it fits
+    assert phases == ["shift", "search", "search", "shift", "search", "search", "shift", "search", "search"]
+    assert trace.calls == 27 <= 30 and shift.moves == 3 and trace.stop["shift phases"] == 3
+    assert [h["calls"] for h in trace.history] == [1, 5, 9, 10, 14, 18, 19, 23, 27]
+
+    stopper, ckpt = StopAfter(4), tmp_path / "alt.ckpt.json"  # Ctrl-C after 4 generations: the third phase is due
+    stopped, _ = run(callback=stopper, checkpoint=ckpt)
+    assert stopped.interrupted and stopped.calls == 18 and stopped.stop["shift phases"] == 2
+    resumed, shifted = run(resume=ckpt)  # the phase count and f's state come back from the checkpoint
+    assert [h.get("phase") for h in resumed.history] == phases and shifted.c == shift.c == 1.5
+    assert resumed.stop["shift phases"] == 3
+    np.testing.assert_array_equal(resumed.best_z, trace.best_z)
+
+
+def test_alternating_needs_an_optimizer_that_takes_the_incumbent_loss():
+    from bbtkit.optim.alternating import Alternating
+
+    with pytest.raises(TypeError, match="needs an optimizer with rescore"):
+        Alternating(CMA(3, 1.0, popsize=4, seed=0), lambda: ({}, 0.0), 2)

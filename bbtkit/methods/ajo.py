@@ -34,8 +34,10 @@ from ..tuning import calibration as calib
 from ..api.blackbox import BlackBoxLM, label_logits
 from .bbtv2 import BBTv2Config, setup
 from ..fields import check_fields
+from ..optim.alternating import Alternating
+from ..tuning.descent import descend
 from ..tuning.heads import HEADS, head_spec, joint_log_probs, make_head, mixture, train_head  # noqa: F401
-from ..tuning.loop import progress_bar, to_result, tune
+from ..tuning.loop import to_result, tune
 from ..tuning.objectives import DevScore, candidate_losses
 from ..tuning.result_builder import build_result
 from ..tuning.results import Result
@@ -103,22 +105,20 @@ def fit_head(cfg: AJOConfig, task, hidden: torch.Tensor, labels, dev_hidden: tor
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     unused = torch.zeros(len(labels), task.num_classes)  # mix 0: the LM's probabilities do not enter
-    rows, best = [], {"dev": -np.inf}
-    bar = progress_bar(cfg.feature_epochs, desc, unit="epoch") if desc else None
-    for epoch in range(1, cfg.feature_epochs + 1):
+
+    def epoch(i: int) -> dict:
         loss = train_head(head, opt, hidden, unused, labels, 0.0, 1, cfg.batch_size, gen)
         with torch.no_grad():
-            train_metric = task.score(head(hidden.float()).argmax(-1).numpy(), labels.numpy())
-            dev_metric = task.score(head(dev_hidden.float()).argmax(-1).numpy(), dev_labels)
-        rows.append({"epoch": epoch, "head_loss": loss, "train_metric": train_metric, "dev_metric": dev_metric})
-        if dev_metric > best["dev"]:
-            best.update(dev=dev_metric, head=copy.deepcopy(head.state_dict()))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    head.load_state_dict(best["head"])
-    return head, rows, best["dev"]
+            return {"epoch": i, "head_loss": loss,
+                    "train_metric": task.score(head(hidden.float()).argmax(-1).numpy(), labels.numpy())}
+
+    def dev() -> float:
+        return task.score(head(dev_hidden.float()).argmax(-1).numpy(), dev_labels)
+
+    found = descend(epoch, cfg.feature_epochs, score=dev, snapshot=lambda: copy.deepcopy(head.state_dict()),
+                    desc=desc, unit="epoch")
+    head.load_state_dict(found.best)
+    return head, found.history, found.best_dev
 
 
 # --- predictions of a result --------------------------------------------------------------------
@@ -213,8 +213,8 @@ def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool =
     joint = JointLoss(cfg, p.task, model.hidden_size,
                       calib.for_objective(cfg.calibration, model, p.task, split.train, p.train.position))
 
-    def refresh():  # the classifier phase: one call for the incumbent's q and h, then f's epochs
-        out = p.train(p.space.prompt(p.opt.Z)[None], return_hidden=True)
+    def classifier_phase():  # one call for the incumbent's q and h, then f's epochs
+        out = p.space.ask_point(p.train, p.opt.Z, return_hidden=True)
         head_loss = joint.fit(out)
         losses, metrics = joint(out)  # the incumbent under the new f
         inc = float(losses[0])
@@ -223,9 +223,9 @@ def run_ajo(model, task, split, cfg: AJOConfig | None = None, *, display: bool =
                 "train_metric": float(metrics[0]), "sigma": None, "dev_metric": None}, inc
 
     dev = DevScore(p.space, p.dev_api, p.task, model, split.train, cfg.calibration, p.train.position, joint.predict)
-    trace = tune(lambda Z: joint(p.train(p.space.candidates(Z), return_hidden=True)), p.opt, budget=cfg.budget,
-                 api=p.train, dev=dev, eval_every=cfg.eval_every, refresh=refresh,
-                 refresh_every=cfg.phase_generations or len(p.space.layers), stateful=joint, tag={"phase": "prompts"},
+    opt = Alternating(p.opt, classifier_phase, cfg.phase_generations or len(p.space.layers), learned=joint)
+    trace = tune(lambda Z: joint(p.space.ask(p.train, Z, return_hidden=True)), opt, budget=cfg.budget,
+                 api=p.train, dev=dev, eval_every=cfg.eval_every,
                  callback=callback, display=display, desc=f"AJO {p.task.name}", checkpoint=checkpoint,
                  resume=resume, fingerprint={"method": "ajo", **asdict(cfg)}, select_se=cfg.select_se)
     if trace.best_state is not None:

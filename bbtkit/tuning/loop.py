@@ -60,7 +60,7 @@ class Trace:
     budget: int = 0
     stop: dict = field(default_factory=dict)
     interrupted: bool = False
-    best_state: dict | None = None  # what a stateful objective had at the best dev (AJO: f's weights)
+    best_state: dict | None = None  # what the optimizer's other phase had learned at the best dev (AJO: f)
     dev_z: np.ndarray | None = None  # the z the last dev score was computed at (not a copy)
     selection: dict = field(default_factory=dict)  # how best_z was chosen against the start (bbtkit.tuning.selection)
 
@@ -95,19 +95,18 @@ def _pair(out) -> tuple:
 
 
 def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None = None,
-         eval_every: int | None = None, refresh: Callable | None = None, refresh_every: int | None = None,
-         stateful=None, tag: dict | None = None, callback: Callable | None = None, display: bool = False, desc: str = "tuning",
+         eval_every: int | None = None, callback: Callable | None = None, display: bool = False, desc: str = "tuning",
          checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: str | Path | None = None,
          fingerprint: dict | None = None, select_se: float = 0.0) -> Trace:
     """Run ``opt`` on ``evaluate`` within ``budget`` API calls; return the :class:`Trace`.
 
     api: the training ``BlackBoxLM`` whose calls count (else one call per candidate).
-    refresh() -> (row, incumbent loss): AJO's classifier phase; runs first and then after every
-    ``refresh_every`` generations, and may spend calls. Optimizers with ``rescore`` (layer-wise
-    CMA-ES) need their starting point's loss: without a refresh, the loop spends one call on it.
-    stateful: an object with ``state()``, ``load_state(state)`` and ``snapshot()`` whose state goes
-    into checkpoints (AJO's classifier); ``snapshot()`` is kept with the best dev. tag: fields added to
-    every generation's record (AJO: ``{"phase": "prompts"}``).
+    Optimizers with ``rescore`` (layer-wise CMA-ES) need their starting point's loss: the loop spends one
+    call on it. An optimizer with an ``interlude`` (``optim.alternating.Alternating``: AJO's classifier
+    phase) runs it instead, first and whenever it is ``due()``; it may spend ``interlude_calls`` calls and
+    returns a record and the incumbent's new loss. What it learns (``opt.learned``: ``state()``,
+    ``load_state(state)``, ``snapshot()``) goes into checkpoints, and its ``snapshot()`` is kept with the
+    best dev (``Trace.best_state``).
     callback(trace) runs after every generation. fingerprint: the config, which a resumed run must match
     (as well as the api's model, dtype, task and examples, and the dev scorer's examples).
     select_se: a tuned z replaces the start only when its dev score beats the start's by more than
@@ -121,9 +120,10 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     events: list[dict] = []  # what the optimizer was told, in order: replayed on resume
     # what a checkpoint needs besides the events; "clean": no step is half done (a Ctrl-C inside an API
     # call or a classifier phase leaves the previous checkpoint, which is consistent, in place)
-    state = {"since_refresh": 0, "refreshes": 0, "next_dev": eval_every or 0, "calls": 0, "clean": True,
-             "best_is_start": True}
+    state = {"next_dev": eval_every or 0, "calls": 0, "clean": True, "best_is_start": True}
     needs_incumbent = hasattr(opt, "rescore")
+    interlude = getattr(opt, "interlude", None)
+    learned = getattr(opt, "learned", None)
 
     def consider(row: dict, z, force: bool = False) -> None:
         if dev is None or not (force or (eval_every and count() >= state["next_dev"])):
@@ -134,7 +134,7 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
         is_start = not trace.history
         if rule.replaces(row["dev_metric"], trace.best_dev, None if is_start else trace.history[0].get("dev_metric")):
             trace.best_dev, trace.best_z = row["dev_metric"], np.array(z, dtype=float)
-            trace.best_state = stateful.snapshot() if stateful is not None else None
+            trace.best_state = learned.snapshot() if learned is not None else None
             state["best_is_start"] = is_start
 
     def finish_row(row: dict, t0: float) -> None:
@@ -147,19 +147,17 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
             bar.set_postfix(loss=f"{row['best_loss']:.3f}" if row.get("best_loss") is not None else "-",
                             dev="-" if trace.best_dev == -np.inf else f"{trace.best_dev:.3f}")
 
-    def do_refresh() -> None:
-        t0, state["clean"] = time.perf_counter(), False
-        row, loss = refresh()
+    def do_interlude() -> None:
+        t0, state["clean"], first = time.perf_counter(), False, not trace.history
+        row, loss = interlude()
         opt.rescore(loss)
         events.append({"rescore": float(loss)})
-        state["refreshes"] += 1
-        state["since_refresh"] = 0
-        consider(row, opt.start if state["refreshes"] == 1 else opt.selected, force=state["refreshes"] == 1)
+        consider(row, opt.start if first else opt.selected, force=first)
         finish_row(row, t0)
 
     def save() -> bool:  # False: the checkpoint could not be written, and the run stops with what it found
         try:
-            ckpt.save(Path(checkpoint), trace, events, state, stateful, owner)
+            ckpt.save(Path(checkpoint), trace, events, state, learned, owner)
         except OSError as err:
             trace.stop["checkpoint error"] = ckpt.write_failure(checkpoint, err)
             return False
@@ -168,11 +166,11 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     bar = progress_bar(budget, desc) if display else None
     try:
         if resume is not None and Path(resume).exists():
-            ckpt.restore(ckpt.load(Path(resume), owner), opt, trace, events, state, count, stateful)
+            ckpt.restore(ckpt.load(Path(resume), owner), opt, trace, events, state, count, learned)
         else:
             t0, state["clean"] = time.perf_counter(), False
-            if refresh is not None:
-                do_refresh()
+            if interlude is not None:
+                do_interlude()
             elif needs_incumbent or dev is not None:  # the starting point's record
                 row = {"calls": 0, "best_loss": None, "mean_loss": None, "train_metric": None,
                        **getattr(opt, "start_info", opt.info)(), "dev_metric": None}
@@ -186,10 +184,10 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
                 consider(row, opt.start, force=True)
                 finish_row(row, t0)
         while not opt.stop():
-            if refresh is not None and refresh_every and state["since_refresh"] >= refresh_every:
-                if count() + 1 + opt.popsize > budget:
+            if interlude is not None and opt.due():
+                if count() + opt.interlude_calls + opt.popsize > budget:
                     break
-                do_refresh()
+                do_interlude()
             if count() + opt.popsize > budget:
                 break
             t0, state["clean"] = time.perf_counter(), False
@@ -199,11 +197,10 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
             opt.tell(X, losses)
             events.append({"tell": losses.tolist()})
             count.own += len(X)
-            state["since_refresh"] += 1
             b = int(np.argmin(losses))
             row = {"calls": count(), "best_loss": float(losses[b]), "mean_loss": float(losses.mean()),
                    "train_metric": None if metrics is None else float(np.asarray(metrics)[b]),
-                   **opt.info(), **(tag or {}), "dev_metric": None}
+                   **opt.info(), "dev_metric": None}
             if losses[b] < trace.best_loss:
                 trace.best_loss = float(losses[b])
                 if dev is None:
@@ -232,8 +229,6 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
     if not trace.stop:
         trace.stop = opt.stop() or {"budget": f"{trace.calls} of {budget} calls used"}
     trace.stop.update(getattr(opt, "summary", dict)())
-    if refresh is not None:
-        trace.stop["classifier phases"] = state["refreshes"]
     if trace.best_z is None:  # nothing selected (no generation ran): where the optimizer stands
         trace.best_z = np.asarray(opt.final(), dtype=float)
     trace.selection = rule.record(trace.history, trace.best_dev, state["best_is_start"])

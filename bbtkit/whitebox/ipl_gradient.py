@@ -12,7 +12,7 @@ import torch
 
 from . import access as whitebox
 from ..api.blackbox import BlackBoxLM, evaluate, mean_embeddings
-from ..tuning.loop import progress_bar
+from ..tuning.descent import descend
 from ..tuning.result_builder import build_result
 from ..tuning.results import Result
 from ..runtime import set_seed
@@ -53,36 +53,31 @@ def run_gradient(model, task, split, cfg, *, display: bool, evaluate_test: bool)
     fw = whitebox.encode(model, task, split.train, cfg.n_prompt_tokens, cfg.prompt_position)
     feats, labels = mean_embeddings(model, split.train), torch.tensor([ex.label for ex in split.train])
     dev_api = BlackBoxLM(model, task, split.dev, position=fw.position)
-    dev_feats = dev_api.input_embeddings()
     enc = PromptEncoder(cfg.n_prompt_tokens, model.hidden_size, cfg.head_size).to(model.device)
     opt = torch.optim.AdamW(enc.parameters(), lr=cfg.lr, weight_decay=0.0)
     warm = max(1, int(cfg.warmup * cfg.steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (cfg.steps - s) / max(1, cfg.steps - warm))))
-    history, best_dev, best, best_step = [], -np.inf, enc.snapshot(), 0
-    bar = progress_bar(cfg.steps, f"IPL (gradient) {task.name}", unit="step") if display else None
     rng = np.random.default_rng(cfg.seed)
+
+    def step(i: int) -> dict:
+        rows = torch.as_tensor(np.sort(rng.choice(fw.batch, size=min(cfg.batch_size, fw.batch), replace=False)))
+        prompts = enc(feats[rows].to(model.device)).to(model.dtype)
+        logits = whitebox.answer_logits(model, fw, rows, prompts, per_example=True)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels[rows])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return {"calls": i, "best_loss": float(loss.detach())}
+
+    def dev() -> float:  # the dev API, asked as the black-box IPL asks it (spaces.InstancePrompt)
+        out = dev_api(enc(dev_api.input_embeddings())[None], per_example=True)
+        return task.score(out.logits[0].argmax(-1).numpy(), dev_api.labels.numpy())
+
     with whitebox.weights_requiring_grad(model, False):  # the model is frozen; only the encoder learns
-        for step in range(1, cfg.steps + 1):
-            rows = torch.as_tensor(np.sort(rng.choice(fw.batch, size=min(cfg.batch_size, fw.batch), replace=False)))
-            prompts = enc(feats[rows].to(model.device)).to(model.dtype)
-            logits = whitebox.answer_logits(model, fw, rows, prompts, per_example=True)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels[rows])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            row = {"calls": step, "best_loss": float(loss.detach()), "dev_metric": None}
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                with torch.no_grad():
-                    out = dev_api(enc(dev_feats)[None], per_example=True)
-                row["dev_metric"] = task.score(out.logits[0].argmax(-1).numpy(), dev_api.labels.numpy())
-                if row["dev_metric"] > best_dev:
-                    best_dev, best, best_step = row["dev_metric"], enc.snapshot(), step
-            history.append(row)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+        found = descend(step, cfg.steps, score=dev, snapshot=enc.snapshot, eval_every=cfg.eval_every,
+                        desc=f"IPL (gradient) {task.name}" if display else None)
+    best, best_dev, best_step, history = found.best, found.best_dev, found.best_step, found.history
     res = build_result("ipl", model, task, cfg, z=best.flat()[None], n_tokens=cfg.n_prompt_tokens, layers=[0],
                        position=fw.position, history=history, dev=best_dev, stop={"steps": cfg.steps, "best_step": best_step},
                        extra={"space": "instance", "mode": "gradient", "head_size": cfg.head_size,

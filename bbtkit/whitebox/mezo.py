@@ -31,6 +31,7 @@ import torch
 from . import access as whitebox
 from ..api.blackbox import BlackBoxLM, evaluate
 from ..fields import check_fields
+from ..tuning.descent import descend
 from ..tuning.loop import tune
 from ..tuning.objectives import candidate_losses
 from ..tuning.result_builder import build_result
@@ -185,30 +186,25 @@ def applied(model, res: Result):
         yield prompt
 
 
-def adam_steps(model, task, split, cfg: MeZOConfig, fw, prompt, tensors, leaves, steps: int):
-    """Adam on leaves for steps, dev every ``eval_every // 2`` steps. Returns (history, best dev, its step,
-    a copy of the tensors at that step)."""
+def adam_steps(model, task, split, cfg: MeZOConfig, fw, prompt, tensors, leaves, steps: int, desc: str | None = None):
+    """Adam on leaves for steps, dev every ``eval_every // 2`` steps (``tuning.descent``). Returns (history,
+    best dev, its step, a copy of the tensors at that step)."""
     labels = torch.tensor([ex.label for ex in split.train])
     adam = torch.optim.Adam(leaves, lr=cfg.adam_default, weight_decay=cfg.weight_decay)
-    history, best_dev, best_step = [], -np.inf, 0
-    best = {n: t.detach().clone() for n, t in tensors.items()}
-    every = max(1, cfg.eval_every // 2)
-    for step in range(1, steps + 1):
-        rows = batch_rows(cfg, step - 1, fw.batch)
+
+    def step(i: int) -> dict:
+        rows = batch_rows(cfg, i - 1, fw.batch)
         loss = torch.nn.functional.cross_entropy(whitebox.answer_logits(model, fw, rows, prompt), labels[rows])
         adam.zero_grad(set_to_none=True)
         loss.backward()
         adam.step()
-        row = {"calls": step, "best_loss": float(loss.detach()), "dev_metric": None}
-        if step % every == 0 or step == steps:
-            with torch.no_grad():
-                row["dev_metric"] = evaluate(model, task, split.dev, prompt, position=fw.position)
-            if row["dev_metric"] > best_dev:
-                best_dev, best_step = row["dev_metric"], step
-                best = {n: t.detach().clone() for n, t in tensors.items()}
-        history.append(row)
+        return {"calls": i, "best_loss": float(loss.detach())}
+
+    found = descend(step, steps, score=lambda: evaluate(model, task, split.dev, prompt, position=fw.position),
+                    snapshot=lambda: {n: t.detach().clone() for n, t in tensors.items()},
+                    eval_every=max(1, cfg.eval_every // 2), desc=desc)
     adam.zero_grad(set_to_none=True)
-    return history, best_dev, best_step, best
+    return found.history, found.best_dev, found.best_step, found.best
 
 
 def run_backprop(model, task, split, cfg: MeZOConfig | None = None, *, steps: int | None = None,
@@ -226,7 +222,8 @@ def run_backprop(model, task, split, cfg: MeZOConfig | None = None, *, steps: in
         try:
             for t in leaves:
                 t.requires_grad_(True)
-            history, best_dev, best_step, best = adam_steps(model, task, split, cfg, fw, prompt, tensors, leaves, steps)
+            history, best_dev, best_step, best = adam_steps(model, task, split, cfg, fw, prompt, tensors, leaves, steps,
+                                                               desc=f"Adam {task.name}" if display else None)
         finally:
             for t in leaves:
                 t.requires_grad_(False)
