@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..api.blackbox import BlackBoxLM
 from . import calibration as calib
 
 LOSSES = ("ce", "hinge", "neg_metric")
@@ -78,7 +79,5 @@ class DevScore:
 def train_and_dev(model, task, split, budget: int, position: str, **train_options):
     """The two APIs a run asks: the training examples, counted against ``budget`` (``train_options``: the
     caches), and the dev examples, which score candidates for selection outside the budget."""
-    from ..api.blackbox import BlackBoxLM
-
     return (BlackBoxLM(model, task, split.train, budget=budget, position=position, **train_options),
             BlackBoxLM(model, task, split.dev, position=position))

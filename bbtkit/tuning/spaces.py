@@ -15,7 +15,19 @@ import torch
 from .projection import Projection
 
 
-class ShallowPrompt:
+class _AsksPrompts:
+    """What a space of prompt vectors asks the API: the prompts themselves, one call per candidate."""
+
+    def ask(self, api, X, **kw):
+        """The API's output for a population of vectors X: their prompts, one call each."""
+        return api(self.candidates(X), **kw)
+
+    def ask_point(self, api, z, **kw):
+        """The API's output for one vector z (a population of one)."""
+        return api(self.prompt(z)[None], **kw)
+
+
+class ShallowPrompt(_AsksPrompts):
     """BBT: one z (d,) -> a prompt (tokens, hidden) added to the word embeddings."""
 
     kind = "shallow"
@@ -40,16 +52,8 @@ class ShallowPrompt:
         """z (d,) -> (tokens, hidden)."""
         return self.projections[0](np.asarray(z).reshape(-1)).view(self.n, self.hidden)
 
-    def ask(self, api, X, **kw):
-        """The API's output for a population of vectors X: their prompts, one call each."""
-        return api(self.candidates(X), **kw)
 
-    def ask_point(self, api, z, **kw):
-        """The API's output for one vector z (a population of one)."""
-        return api(self.prompt(z)[None], **kw)
-
-
-class DeepPrompt:
+class DeepPrompt(_AsksPrompts):
     """BBTv2: one z_l per prompted layer, Z (blocks, d) -> a deep prompt (num_layers, tokens, hidden).
 
     Layers without a block get a zero prompt (they stay as the manual prompt has them).
@@ -88,14 +92,6 @@ class DeepPrompt:
     def prompt(self, Z) -> torch.Tensor:
         """Z (blocks, d) -> (num_layers, tokens, hidden)."""
         return self.candidates(np.asarray(Z)[None])[0]
-
-    def ask(self, api, X, **kw):
-        """The API's output for a population of vectors X: their prompts, one call each."""
-        return api(self.candidates(X), **kw)
-
-    def ask_point(self, api, z, **kw):
-        """The API's output for one vector z (a population of one)."""
-        return api(self.prompt(z)[None], **kw)
 
 
 class LoRASpace:
