@@ -6,11 +6,16 @@ STAMP  := $(VENV)/.bbtkit-installed
 TORCH_VERSION ?= 2.13.0
 CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: course setup test test-fast test-browser benchmark clean-venv
+.PHONY: course setup serve test test-fast test-browser benchmark clean-venv
 
 # JupyterLab on notebooks/; as root (Docker, Colab) it adds --allow-root and says so.
 course: setup
 	$(BIN)/python -m bbtkit lab notebooks/
+
+# The class server for a teacher: the embedded model on 127.0.0.1:8000 (make serve HOST=0.0.0.0 for a class), keys from `python -m bbtkit keys`.
+serve: setup
+	$(BIN)/pip install --quiet -e ".[serve]"
+	$(BIN)/python -m bbtkit serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 setup: $(STAMP)
 	$(BIN)/python -m bbtkit setup
@@ -38,6 +43,7 @@ $(STAMP): pyproject.toml Makefile
 # without it), so that neither dtype regresses unseen on the CPU of the day. BBTKIT_DTYPE=fp32 or
 # bf16 forces the dtype of the first run.
 test: setup
+	$(BIN)/pip install --quiet -e ".[serve]"
 	@echo "bbtkit test run: $$($(BIN)/python -m bbtkit env)"
 	BBTKIT_SMOKE=1 $(BIN)/python -m pytest tests/ --ignore=tests/browser --nbval-lax notebooks/ -p no:cacheprovider
 	BBTKIT_DTYPE=$$($(BIN)/python -m bbtkit env --other-dtype) $(BIN)/python -m pytest tests/test_embedded.py -p no:cacheprovider -q

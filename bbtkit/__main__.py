@@ -1,7 +1,8 @@
 """Command line: ``python -m bbtkit setup`` prepares the embedded model and reports the data directory;
 ``python -m bbtkit download sst2 agnews`` fills ./data from the Hugging Face hub (needs internet);
 ``python -m bbtkit env`` says which torch, CPU features and dtype this machine runs with;
-``python -m bbtkit lab notebooks/`` opens JupyterLab (what ``make course`` runs), also as root."""
+``python -m bbtkit lab notebooks/`` opens JupyterLab (what ``make course`` runs), also as root;
+``python -m bbtkit serve`` runs the class server and ``python -m bbtkit keys ...`` manages its keys."""
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     dl = sub.add_parser("download", help="fill ./data from the Hugging Face hub (internet and `datasets` needed)")
     dl.add_argument("tasks", nargs="+", choices=data.TASKS)
     dl.add_argument("--dest", default="data")
+    from .serve import cli as serve_cli
+
+    serve_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("serve", "keys"):
+        return getattr(serve_cli, args.command)(args)
     if args.command == "setup":
         return setup()
     if args.command == "lab":

@@ -8,8 +8,9 @@ from pathlib import Path
 import bbtkit as bk
 
 PACKAGE = Path(bk.__file__).parent
-# Bottom to top. "" is the package root's foundations (runtime, fields, checksums, guards), which every layer uses.
-LAYERS = ("", "data", "model", "api", "optim", "tuning", "whitebox", "methods", "course")
+# Bottom to top. "" is the package root's foundations (runtime, fields, checksums, guards), which every layer uses;
+# serve (the class server) sits on top: it holds the model and answers the api layer's client (api/remote).
+LAYERS = ("", "data", "model", "api", "optim", "tuning", "whitebox", "methods", "course", "serve")
 ENTRY = {"bbtkit", "bbtkit.__main__"}  # the front door (``import bbtkit as bk``) and the command line import every layer
 BLACK_BOX = {"optim", "tuning", "methods", "course"}  # layers that see the model only through api/
 INSIDE = ("bbtkit.model", "bbtkit.whitebox", "transformers")  # what opens the box

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from .. import guards
-from ..data.splits import Examples
-from ..model import inject
+from ..data.splits import Example, Examples
 from ..model.forward import AdapterSet, Bucketed, Forward
 from ..model.templates import resolve_position
 from ..data.tasks import get_task
+from .published import adapter_shapes, check_adapters, mean_embeddings  # noqa: F401  (imported from here too)
 
 
 class BudgetExceededError(RuntimeError):
@@ -61,42 +61,6 @@ def as_prompts(prompts, lm, batch: int | None = None, per_example: bool = False)
     return (p.shape[0], p, None) if p.ndim == 3 or per_example else (p.shape[0], None, p)
 
 
-def adapter_shapes(model, targets=("q", "k")) -> dict[str, tuple[int, int]]:
-    """{target: (in, out)} of the projections adapters change (the same in every layer)."""
-    found = inject.attention_projections(model, 0, tuple(targets))
-    return {t: (model.hidden_size, part.stop - part.start if part is not None else mod.out_features)
-            for t, (mod, part) in found.items()}
-
-
-def check_adapters(model, adapters: AdapterSet | None, one: bool = False) -> None:
-    """Adapters must fit the model (its layers, its projections' sizes); one=True: a single candidate."""
-    if adapters is None:
-        return
-    if not isinstance(adapters, AdapterSet):
-        raise ValueError(f"adapters must be a bk.AdapterSet (DFO-LoRA's res.adapters), not "
-                         f"{type(adapters).__name__}.")
-    if one and adapters.pop != 1:
-        raise ValueError(f"evaluate scores one candidate, but the adapters hold {adapters.pop}: pass "
-                         "adapters.take(c, c + 1) for candidate c, or score them all at once with "
-                         "BlackBoxLM(model, task, examples)(adapters=adapters).")
-    targets = sorted({t for per in adapters.weights.values() for t in per})
-    guards.adapters_fit(adapters, adapter_shapes(model, targets), model.num_layers, model.name)
-
-
-def mean_embeddings(model, examples: Examples, max_length: int | None = None) -> torch.Tensor:
-    """(n, H): each example's input (its text fields, without the template) as the mean of its word
-    embeddings: what an embeddings endpoint that pools the input layer returns. IPL's relevance
-    scores need nothing more of the input (the mean of q . k_j over tokens j is q . mean_j k_j)."""
-    out = torch.zeros(len(examples), model.hidden_size)
-    max_length = max_length or model.max_length
-    with torch.no_grad():
-        for i, ex in enumerate(examples):
-            ids = (model.encode(ex.text_a) + (model.encode(" " + ex.text_b) if ex.text_b else []))[:max_length]
-            if ids:
-                out[i] = inject.embed(model, torch.tensor(ids)[None])[0].float().mean(0).cpu()
-    return out
-
-
 class BlackBoxLM:
     """The inference API of a language model on a fixed set of examples.
 
@@ -111,7 +75,7 @@ class BlackBoxLM:
 
     def __init__(self, model, task, examples: Examples, budget: int | None = None, *, position: str = "auto",
                  padding_side: str = "right", use_cache: bool = True, max_length: int | None = None,
-                 max_batch_tokens: int | None = None, layer_cache: bool = False):
+                 max_batch_tokens: int | None = None, layer_cache: bool = False, bucket: bool = True):
         task = get_task(task)
         if len(examples) == 0:
             raise ValueError("BlackBoxLM needs at least one example; the split given is empty.")
@@ -121,8 +85,11 @@ class BlackBoxLM:
         self.position = resolve_position(model, position)
         self.labels = torch.as_tensor(np.asarray([ex.label for ex in examples]))
         guards.labels_in_range(self.labels.numpy(), task)
-        task.label_ids(model)  # fail early on a bad label word
+        self.remote = getattr(model, "remote", False)  # a class server's handle (bk.connect): it checks the words
+        if not self.remote:
+            task.label_ids(model)  # fail early on a bad label word
         self._opts = dict(padding_side=padding_side, use_cache=use_cache, max_length=max_length or model.max_length)
+        self.bucket = bucket  # without the context cache, pad groups of similar length (False: one padded batch)
         self.max_batch_tokens = max_batch_tokens or (65536 if model.device.type == "cuda" else 16384)
         self._forwards: dict[int, Forward] = {}
         self.layer_cache = layer_cache  # cache below the lowest layer where a population's deep prompts differ
@@ -142,15 +109,22 @@ class BlackBoxLM:
         """The prepared examples for prompts of n tokens (built once, then reused); context=False: without
         the context cache (adapters change the input's own keys)."""
         key = (n_prompt, context and self._opts["use_cache"])
+        if key not in self._forwards and self.remote:  # the server prepares the examples, once per session
+            self._forwards[key] = self.model.forward(self.task, self.examples, self.session_options)
         if key not in self._forwards:
             opts = {**self._opts, "use_cache": key[1]}
             fw = Forward(self.model, self.task, self.examples, n_prompt, self.position, **opts)
-            if not fw.context_cached and len(self.examples) > 1:  # nothing shared: pad groups of similar length
+            if not fw.context_cached and len(self.examples) > 1 and self.bucket:  # nothing shared: pad groups of similar length
                 fw = Bucketed(self.model, self.task, self.examples, n_prompt, self.position, **opts)
             self._forwards[key] = fw
             if len(self._forwards) == 1:  # one warning per API, from its first formatting of the examples
                 guards.warn_cut(self._forwards[key].cut, self._opts["max_length"], f"examples of {self.examples.name}")
         return self._forwards[key]
+
+    @property
+    def session_options(self) -> dict:
+        """What a server needs to build the same API on its side (``bk.connect``)."""
+        return {"position": self.position, **self._opts, "layer_cache": self.layer_cache, "bucket": self.bucket}
 
     def cache_below(self, layer: int, deep_prompt=None, adapters: AdapterSet | None = None) -> None:
         """The layer cache, a server-side speed-up that changes no result.
@@ -221,6 +195,8 @@ class BlackBoxLM:
         from ..model.scales import layer_scales
         from .published import value_scale
 
+        if self.remote:
+            return self.model.value_scales(self.task, self.examples, self.session_options, n_prompt, deep)
         if not deep:
             return np.array([value_scale(self.model)])
         return layer_scales(self.model, self.task, self.examples, n_prompt, self.position)
@@ -264,8 +240,11 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
     cut = []
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        fw = Forward(model, task, [examples[int(i)] for i in idx], n, position, max_length=max_length,
-                     use_cache=adapters is None)
+        part = [examples[int(i)] for i in idx]
+        fw = (Forward(model, task, part, n, position, max_length=max_length, use_cache=adapters is None)
+              if not getattr(model, "remote", False) else BlackBoxLM(
+                  model, task, Examples(Example(e.text_a, e.text_b, 0) for e in part), position=position, max_length=max_length, use_cache=adapters is None,
+                  bucket=False).forward_for(n, context=adapters is None))
         cut += fw.cut
         sh = shallow[torch.as_tensor(idx, device=shallow.device)][None] if per_example else shallow  # (1, batch, n, H)
         lg, h = fw.run(sh, deep, 1, return_hidden, adapters=adapters)

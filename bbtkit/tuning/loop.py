@@ -15,8 +15,8 @@ heart is the loop every chapter shows::
         X = opt.ask()
         opt.tell(X, evaluate(X)[0])
 
-A stopped run keeps what it found: Ctrl-C, ``BudgetExceededError``, a candidate with NaN logits or an
-exception in a callback end the loop, and the trace (best z so far, history) is returned with ``stop`` saying why.
+A stopped run keeps what it found: Ctrl-C, ``BudgetExceededError``, a class server that stops answering,
+a candidate with NaN logits or an exception in a callback end the loop, and the trace (best z so far, history) is returned with ``stop`` saying why.
 ``checkpoint="file"`` writes the run's state every few generations, atomically; ``resume="file"``
 rebuilds it without an API call (the optimizer is told the recorded losses again, which rebuilds
 its state exactly) and goes on, to the same end as a run never stopped. A ``resume`` file that does not
@@ -37,6 +37,7 @@ import numpy as np
 
 from . import calibration as calib, checkpoints as ckpt
 from ..api.blackbox import BudgetExceededError, evaluate as evaluate_prompt
+from ..api.remote import ServerUnavailableError
 from ..guards import NonFiniteLogitsError
 from .result_builder import build_result
 from .results import Result
@@ -217,6 +218,8 @@ def tune(evaluate: Callable, opt, *, budget: int, api=None, dev: Callable | None
                     break
     except KeyboardInterrupt:
         trace.stop, trace.interrupted = {"interrupted": "KeyboardInterrupt (Ctrl-C)"}, True
+    except ServerUnavailableError as err:  # a class server that went away: as Ctrl-C, the checkpoint resumes it
+        trace.stop, trace.interrupted = {"interrupted": "server unavailable", "server unavailable": str(err)}, True
     except BudgetExceededError as err:
         trace.stop = {"budget error": str(err)}
     except NonFiniteLogitsError as err:  # a diverged candidate: the run ends with the best found before it
@@ -253,7 +256,7 @@ def to_result(method: str, model, task, split, cfg, space, trace: Trace, train, 
                        dev=trace.best_dev, calls=train.calls, stop=trace.stop, classifier=classifier,
                        extra={"seconds_per_call": train.seconds_per_call, "space": space.kind, **(extra or {})},
                        selection=trace.selection)
-    if getattr(cfg, "calibration", None):
+    if getattr(cfg, "calibration", None) and "server unavailable" not in trace.stop:
         res.extra["calibration"] = calib.for_prompt(cfg.calibration, model, task, split.train, res.prompt,
                                                     res.position).to_dict()
     if evaluate_test and not trace.interrupted:

@@ -187,7 +187,7 @@ class WeightedPrompt:
         return self.weights(features)[..., None] * self.P
 
     def for_examples(self, model, examples) -> torch.Tensor:
-        from ..api.blackbox import mean_embeddings
+        from ..api.published import mean_embeddings
         return self.prompts(mean_embeddings(model, examples))
 
     def flat(self) -> np.ndarray:

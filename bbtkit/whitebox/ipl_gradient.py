@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from . import access as whitebox
-from ..api.blackbox import BlackBoxLM, evaluate, mean_embeddings
+from ..api.blackbox import BlackBoxLM, evaluate
+from ..api.published import mean_embeddings
 from ..tuning.descent import descend
 from ..tuning.result_builder import build_result
 from ..tuning.results import Result

@@ -1,0 +1,176 @@
+"""The class server: one model behind an HTTP API (FastAPI), keys and budgets in a ledger, and one
+worker thread that packs concurrent requests (``serve.batching``). ``python -m bbtkit serve`` runs it.
+
+Routes (every one but ``/v1/info`` needs ``Authorization: Bearer <key>``):
+
+* ``GET /v1/info``: what the service publishes (model name, family, sizes, adapter shapes, dtype);
+* ``GET /v1/usage``: this key's calls, tokens, seconds, budget and what is left;
+* ``POST /v1/sessions``: JSON {task, examples (texts only), options} -> {session, cut}, sent once;
+* ``POST /v1/sessions/{id}/logits``: safetensors {prompts?, adapter.*} + {return_hidden, per_example} ->
+  safetensors {logits (pop, batch, classes), hidden?}; one API call per candidate, charged before the
+  pass (and refunded if it fails), once per ``Idempotency-Key``;
+* ``POST /v1/sessions/{id}/scales`` and ``POST /v1/embeddings``: published values, not charged.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import torch
+from fastapi import FastAPI, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..api import wire
+from ..api.blackbox import as_prompts, check_adapters
+from ..api.published import adapter_shapes, mean_embeddings
+from .batching import Batcher, Job
+from .ledger import BudgetExhausted, KeyError401, Ledger
+from .sessions import Sessions
+
+OCTET = "application/octet-stream"
+
+
+def model_info(model) -> dict:
+    try:
+        shapes = adapter_shapes(model)
+    except (ValueError, KeyError):
+        shapes = {}
+    return {"name": model.name, "family": model.family, "hidden_size": model.hidden_size,
+            "num_layers": model.num_layers, "max_length": model.max_length,
+            "dtype": str(model.dtype).replace("torch.", ""), "adapter_shapes": shapes,
+            "mask_token": getattr(model.tokenizer, "mask_token", None),
+            "chat_template": bool(getattr(model.tokenizer, "chat_template", None))}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes (whatever Content-Length says)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"The body is {declared} bytes, over the server's limit of {limit}; "
+                                 "send fewer candidates per call.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"The body passes the server's limit of {limit} bytes; send fewer candidates.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Batcher | None = None,
+               sessions: int = 64, max_body: int = wire.MAX_BODY) -> FastAPI:
+    """The ASGI app serving ``model``; ``allow_hidden``: answer final hidden states (AJO needs them)."""
+    app = FastAPI(title="bbtkit class server", docs_url=None, redoc_url=None)
+    app.state.model, app.state.ledger = model, ledger
+    app.state.sessions, app.state.batcher = Sessions(model, sessions), batcher or Batcher()
+    info = model_info(model)
+
+    async def key_of(request: Request):
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        try:
+            return await run_in_threadpool(ledger.authenticate, token)
+        except KeyError401 as err:
+            raise HTTPException(401, f"{err} Send the key as 'Authorization: Bearer bbt_...'.") from None
+
+    async def json_of(request: Request) -> dict:
+        try:
+            return json.loads(await read_body(request, max_body))
+        except ValueError:
+            raise HTTPException(400, "The body must be JSON.") from None
+
+    async def on_model(fn, *args):
+        try:
+            return await asyncio.wrap_future(app.state.batcher.call(fn, *args))
+        except ValueError as err:
+            raise HTTPException(400, str(err)) from None
+
+    @app.get("/v1/info")
+    async def get_info():
+        return info
+
+    @app.get("/v1/usage")
+    async def get_usage(request: Request):
+        key = await key_of(request)
+        return await run_in_threadpool(ledger.usage, key)
+
+    @app.post("/v1/sessions")
+    async def post_session(request: Request):
+        await key_of(request)
+        payload = await json_of(request)
+        try:
+            sid, cut = await run_in_threadpool(app.state.sessions.register, payload)
+        except (ValueError, TypeError, KeyError) as err:
+            raise HTTPException(400, f"Bad session: {err}") from None
+        return {"session": sid, "cut": cut}
+
+    def session(sid: str):
+        api = app.state.sessions.get(sid)
+        if api is None:
+            raise HTTPException(404, "unknown session: send the examples again (POST /v1/sessions).")
+        return api
+
+    @app.post("/v1/sessions/{sid}/logits")
+    async def post_logits(sid: str, request: Request):
+        key = await key_of(request)
+        api = session(sid)
+        job = _job(api, await read_body(request, max_body), allow_hidden)
+        try:
+            call_id, new = await run_in_threadpool(ledger.charge, key, job.pop, "logits",
+                                                   request.headers.get("idempotency-key"))
+        except BudgetExhausted as err:
+            raise HTTPException(402, str(err)) from None
+        try:
+            ans = await asyncio.wrap_future(app.state.batcher.submit(job))
+        except Exception as err:
+            if new:
+                await run_in_threadpool(ledger.refund, call_id)
+            raise HTTPException(400 if isinstance(err, ValueError) else 500, f"{type(err).__name__}: {err}") from None
+        if new:
+            await run_in_threadpool(ledger.finish, call_id, ans.tokens, ans.seconds)
+        return Response(wire.pack({"logits": ans.logits, "hidden": ans.hidden}, {"packed": ans.packed}),
+                        media_type=OCTET)
+
+    @app.post("/v1/sessions/{sid}/scales")
+    async def post_scales(sid: str, request: Request):
+        await key_of(request)
+        api, body = session(sid), await json_of(request)
+        n, deep = body.get("n_prompt"), body.get("deep", False)
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 4096 or not isinstance(deep, bool):
+            raise HTTPException(400, "scales takes {n_prompt: whole number of prompt tokens, deep: true|false}.")
+        return {"scales": (await on_model(api.value_scales, n, deep)).tolist()}
+
+    @app.post("/v1/embeddings")
+    async def post_embeddings(request: Request):
+        await key_of(request)
+        body = await json_of(request)
+        try:
+            examples = wire.examples_from_json(body.get("examples"))
+        except ValueError as err:
+            raise HTTPException(400, str(err)) from None
+        ml = body.get("max_length")
+        ml = ml if isinstance(ml, int) and 1 <= ml <= 1024 else None
+        return Response(wire.pack({"embeddings": await on_model(mean_embeddings, model, examples, ml)}), media_type=OCTET)
+
+    return app
+
+
+def _job(api, body: bytes, allow_hidden: bool) -> Job:
+    """The request's candidates, checked in full before anything is charged (400/403/413 if not)."""
+    try:
+        arrays, meta = wire.unpack(body, limit=len(body))
+        hidden, per_example = meta.get("return_hidden", False), meta.get("per_example", False)
+        if not isinstance(hidden, bool) or not isinstance(per_example, bool):
+            raise wire.WireError("return_hidden and per_example must be true or false.")
+        adapters = wire.adapters_from_tensors(arrays, meta)
+        prompts = None if "prompts" not in arrays else torch.from_numpy(arrays["prompts"])
+        pop, _, _ = as_prompts(prompts, api.model, len(api.examples), per_example)
+        check_adapters(api.model, adapters)
+    except ValueError as err:
+        raise HTTPException(400, str(err)) from None
+    if hidden and not allow_hidden:
+        raise HTTPException(403, "This server does not return hidden states (its owner did not allow them).")
+    if adapters is not None and prompts is not None and adapters.pop != pop:
+        raise HTTPException(400, f"{pop} prompts but {adapters.pop} adapter sets: send one of each per candidate.")
+    pop = adapters.pop if adapters is not None else pop
+    return Job(api, prompts, pop, per_example, hidden, adapters)
