@@ -175,3 +175,35 @@ def test_kill_9_mid_run_loses_no_usage_charges_nothing_twice_and_the_run_ends_wh
     assert (res.dev_metric, res.test_metric) == (once.dev_metric, once.test_metric)
     charged = {n: ledger.usage(ledger.authenticate(k))["calls"] for n, k in (("once", k_once), ("killed", k_killed))}
     assert charged["killed"] == charged["once"]  # every call charged exactly once across the kill
+
+
+def test_generation_through_the_server_equals_local_generation_and_is_charged_per_prompt(server, lm):
+    r = bk.connect(server.url, key(server))
+    prompts = ["the movie was", "a b c", "once upon a time there"]
+    here, there = bk.GenerativeLM(lm, batch_size=2), bk.GenerativeLM(r, batch_size=2)
+    for kw in (dict(max_new_tokens=6), dict(max_new_tokens=5, temperature=0.8, seed=3, stop=["e"])):
+        assert there.complete(prompts, **kw) == here.complete(prompts, **kw)
+    assert (there.calls, there.prompt_tokens, there.completion_tokens) == \
+        (here.calls, here.prompt_tokens, here.completion_tokens)
+    assert there.refusal("word " * 300, 8) == here.refusal("word " * 300, 8) is not None
+    assert r.usage()["calls"] == 6
+
+
+# What the tiny model needs of the presets: 2 layers, 256 positions, logits near zero (no champion calibration).
+TINY_FIT = {"bbtv2_cal": {"calibration": "contextual"}, "ajo": {"calibration": "contextual"},
+            "dfo_lora": {"layers": (0, 1)}, "dfo_lora_fw": {"layers": (0, 1)}, "evoprompt": {"max_new_tokens": 4}}
+
+
+@pytest.mark.parametrize("name", list(bk.METHODS))
+def test_every_registered_method_runs_through_the_server_to_the_local_result(server, lm, split, name):
+    m = bk.METHODS[name]
+    small = dataclasses.replace(split, test=split.test[:64])
+    cfg = dataclasses.replace(m.preset("sst2", 1), **TINY_FIT.get(name, {}))
+    cfg = dataclasses.replace(cfg, budget=min(cfg.budget, 60)) if m.tunes and cfg.budget > 60 and \
+        getattr(cfg, "popsize", 0) <= 60 else cfg
+    r = bk.connect(server.url, key(server))
+    here, there = m.run(lm, "sst2", small, cfg, display=False), m.run(r, "sst2", small, cfg, display=False)
+    if here.z is not None:
+        np.testing.assert_allclose(there.z, here.z, atol=1e-6)
+    assert (there.dev_metric, there.test_metric, there.api_calls) == (here.dev_metric, here.test_metric, here.api_calls)
+    assert r.usage()["calls"] > 0

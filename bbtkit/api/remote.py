@@ -170,6 +170,14 @@ class Remote:
         out = self.request("POST", f"/v1/sessions/{sid}/scales", {"n_prompt": int(n_prompt), "deep": bool(deep)})
         return np.asarray(out["scales"], dtype=np.float64)
 
+    def token_lengths(self, prompts: list[str], chat: bool, system: str | None) -> list[int]:
+        """Tokens of each prompt as the served model reads it (chat template or not). Not charged."""
+        return self.request("POST", "/v1/tokens", {"prompts": prompts, "chat": chat, "system": system})["lengths"]
+
+    def generate(self, request: dict) -> dict:
+        """{"completions": [[text, tokens, finish], ...], "prompt_tokens": n}; one charged call per prompt."""
+        return self.request("POST", "/v1/generate", request, idempotency=uuid.uuid4().hex)
+
     def adapter_shapes(self, targets=("q", "k")) -> dict[str, tuple[int, int]]:
         shapes = self.info["adapter_shapes"]
         missing = [t for t in targets if t not in shapes]

@@ -107,7 +107,7 @@ def adapters_from_tensors(arrays: dict, meta: dict) -> AdapterSet | None:
 def task_to_json(task: Task) -> dict:
     return {"name": task.name, "label_words": {f: list(w) for f, w in task._words.items()},
             "templates": dict(task.templates), "metric": task.metric,
-            "labels": None if task.labels is None else list(task.labels)}
+            "labels": None if task.labels is None else list(task.labels), "description": task.description}
 
 
 def task_from_json(d: dict) -> Task:
@@ -115,7 +115,7 @@ def task_from_json(d: dict) -> Task:
         raise WireError("A task is a JSON object with name, label_words and templates (and metric, labels).")
     words = {f: tuple(w) for f, w in d["label_words"].items()} if isinstance(d["label_words"], dict) else d["label_words"]
     return Task(d["name"], words, dict(d["templates"]), d.get("metric", "accuracy"),
-                None if d.get("labels") is None else tuple(d["labels"]))
+                None if d.get("labels") is None else tuple(d["labels"]), str(d.get("description", ""))[:1000])
 
 
 def examples_to_json(examples: Examples) -> dict:

@@ -9,12 +9,17 @@ Routes (every one but ``/v1/info`` needs ``Authorization: Bearer <key>``):
 * ``POST /v1/sessions/{id}/logits``: safetensors {prompts?, adapter.*} + {return_hidden, per_example} ->
   safetensors {logits (pop, batch, classes), hidden?}; one API call per candidate, charged before the
   pass (and refunded if it fails), once per ``Idempotency-Key``;
-* ``POST /v1/sessions/{id}/scales`` and ``POST /v1/embeddings``: published values, not charged.
+* ``POST /v1/generate``: JSON {prompts, max_new_tokens, temperature, top_p, stop, seed, chat, system} ->
+  {completions: [[text, tokens, finish]], prompt_tokens}; one call per prompt, charged as above;
+* ``POST /v1/sessions/{id}/scales``, ``POST /v1/embeddings`` and ``POST /v1/tokens`` (prompt lengths):
+  published values, not charged.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import time
 
 import torch
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -22,12 +27,14 @@ from starlette.concurrency import run_in_threadpool
 
 from ..api import wire
 from ..api.blackbox import as_prompts, check_adapters
+from ..api.generate import GenerativeLM
 from ..api.published import adapter_shapes, mean_embeddings
 from .batching import Batcher, Job
 from .ledger import BudgetExhausted, KeyError401, Ledger
 from .sessions import Sessions
 
 OCTET = "application/octet-stream"
+MAX_PROMPTS, MAX_TEXT, MAX_NEW_TOKENS = 64, 20000, 1024  # one generation request
 
 
 def model_info(model) -> dict:
@@ -39,7 +46,8 @@ def model_info(model) -> dict:
             "num_layers": model.num_layers, "max_length": model.max_length,
             "dtype": str(model.dtype).replace("torch.", ""), "adapter_shapes": shapes,
             "mask_token": getattr(model.tokenizer, "mask_token", None),
-            "chat_template": bool(getattr(model.tokenizer, "chat_template", None))}
+            "chat_template": bool(getattr(model.tokenizer, "chat_template", None)),
+            "positions": getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -151,6 +159,49 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
         ml = body.get("max_length")
         ml = ml if isinstance(ml, int) and 1 <= ml <= 1024 else None
         return Response(wire.pack({"embeddings": await on_model(mean_embeddings, model, examples, ml)}), media_type=OCTET)
+
+    def generator(body: dict) -> GenerativeLM:
+        chat, system, prompts = body.get("chat", False), body.get("system"), body.get("prompts")
+        if not isinstance(chat, bool) or not (system is None or isinstance(system, str) and len(system) <= MAX_TEXT):
+            raise HTTPException(400, "chat must be true or false, and system a string (or null).")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= MAX_PROMPTS or \
+                any(not isinstance(p, str) or len(p) > MAX_TEXT for p in prompts):
+            raise HTTPException(400, f"prompts must be a list of 1..{MAX_PROMPTS} strings of at most {MAX_TEXT} characters.")
+        try:
+            return GenerativeLM(model, chat=chat, system=system, batch_size=len(prompts))
+        except ValueError as err:
+            raise HTTPException(400, str(err)) from None
+
+    @app.post("/v1/tokens")
+    async def post_tokens(request: Request):
+        await key_of(request)
+        body = await json_of(request)
+        gen = generator(body)
+        return {"lengths": [len(gen._ids(p)) for p in body["prompts"]]}
+
+    @app.post("/v1/generate")
+    async def post_generate(request: Request):
+        key = await key_of(request)
+        body = await json_of(request)
+        gen, args = generator(body), {k: body.get(k) for k in ("max_new_tokens", "temperature", "top_p", "stop", "seed")}
+        if not isinstance(args["max_new_tokens"], int) or not 1 <= args["max_new_tokens"] <= MAX_NEW_TOKENS:
+            raise HTTPException(400, f"max_new_tokens must be a whole number 1..{MAX_NEW_TOKENS}.")
+        try:
+            call_id, new = await run_in_threadpool(ledger.charge, key, len(body["prompts"]), "generate",
+                                                   request.headers.get("idempotency-key"))
+        except BudgetExhausted as err:
+            raise HTTPException(402, str(err)) from None
+        t0 = time.perf_counter()
+        try:
+            done = await on_model(functools.partial(gen.complete, body["prompts"], **args))
+        except BaseException:
+            if new:
+                await run_in_threadpool(ledger.refund, call_id)
+            raise
+        if new:
+            await run_in_threadpool(ledger.finish, call_id, gen.prompt_tokens + gen.completion_tokens,
+                                    time.perf_counter() - t0)
+        return {"completions": [[c.text, c.tokens, c.finish] for c in done], "prompt_tokens": gen.prompt_tokens}
 
     return app
 
