@@ -139,3 +139,39 @@ def test_the_batcher_packs_concurrent_requests_into_one_pass_with_the_same_answe
         b.close()
     for x, y in zip(answers + again, alone + alone[:2]):
         torch.testing.assert_close(x.logits, y, atol=1e-5, rtol=0)
+
+
+def test_the_client_says_what_went_wrong_when_no_server_answers():
+    import socket
+
+    from bbtkit.api import remote as rm
+    from bbtkit.serve.process import free_port
+
+    with pytest.raises(ValueError, match="http://HOST:PORT"):
+        bk.connect("localhost:8000", "bbt_x_y")
+    with pytest.raises(rm.AuthenticationError, match="starts with 'bbt_'"):
+        bk.connect("http://127.0.0.1:1", "sk-123")
+    with pytest.raises(rm.ServerUnavailableError, match="could not be reached.*Is it running"):
+        bk.connect(f"http://127.0.0.1:{free_port()}", "bbt_x_y", retries=1)
+    with socket.socket() as listener:  # accepts, never answers: a timeout
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        with pytest.raises(rm.ServerUnavailableError, match="did not answer within 0.3 s"):
+            bk.connect(f"http://127.0.0.1:{listener.getsockname()[1]}", "bbt_x_y", timeout=0.3, retries=0)
+
+
+def test_answers_and_rate_limits_defend_as_documented():
+    from bbtkit.api.answers import Answers
+    from bbtkit.serve.defenses import RateLimit
+
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    assert torch.equal(Answers("full")(logits), logits)
+    top = Answers("top")(logits)
+    assert top.argmax(-1).tolist() == [0, 2] and set(top.flatten().tolist()) == {0.0, -30.0}
+    p = torch.exp(Answers("rounded", 1)(logits))
+    assert torch.allclose(p, torch.tensor([[0.8, 0.2, 0.01], [0.0, 0.0, 0.9]]).clamp_min(0.01), atol=1e-6)
+    with pytest.raises(ValueError, match="answers must be one of"):
+        Answers("noisy")
+    limit = RateLimit(rate=2.0, burst=2)
+    assert [limit.wait_for("a") for _ in range(2)] == [0.0, 0.0] and 0.3 < limit.wait_for("a") <= 0.5
+    assert limit.wait_for("b") == 0.0 and RateLimit().wait_for("a") == 0.0  # per key; rate 0: no limit

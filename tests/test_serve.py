@@ -2,6 +2,7 @@
 an SQLite ledger in a temporary folder. Remote calls equal local ones; budgets hold under a race; a
 kill -9 loses nothing and charges nothing twice; bad keys and bad input get clear 4xx answers."""
 import dataclasses
+import json
 import threading
 import urllib.request
 
@@ -16,12 +17,14 @@ from bbtkit.serve.process import ServerProcess
 
 pytestmark = pytest.mark.slow
 MODEL = "tiny-gpt2"
+TEST_SIZE = 64  # the held-back test examples per competition task
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("ledger") / "class.db"
-    with ServerProcess(db, MODEL, "--allow-hidden", "--max-body-mb", "1", log=db.with_suffix(".log")) as s:
+    with ServerProcess(db, MODEL, "--allow-hidden", "--max-body-mb", "1", "--competition", "sst2", "yelp",
+                       "--test-size", str(TEST_SIZE), log=db.with_suffix(".log")) as s:
         s.ledger = Ledger(db)
         yield s
 
@@ -207,3 +210,93 @@ def test_every_registered_method_runs_through_the_server_to_the_local_result(ser
         np.testing.assert_allclose(there.z, here.z, atol=1e-6)
     assert (there.dev_metric, there.test_metric, there.api_calls) == (here.dev_metric, here.test_metric, here.api_calls)
     assert r.usage()["calls"] > 0
+
+
+def _get(url, path, k=None):
+    req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {k}"} if k else {})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.read()
+
+
+def test_a_submission_is_scored_on_the_held_back_split_as_locally_and_shows_on_the_leaderboard(server, lm, split):
+    cfg = dataclasses.replace(bk.BBTConfig.cpu_quick(seed=2), budget=20)
+    res = bk.run_bbt(lm, "sst2", split, cfg, display=False, evaluate_test=False)
+    r = bk.connect(server.url, key(server, name="leader"))
+    out = r.submit(res)
+    expected = bk.evaluate(lm, "sst2", bk.load_split("sst2", test_size=TEST_SIZE).test, res.prompt, position=res.position)
+    assert out["score"] == expected and out["task"] == "sst2" and out["submissions_left"] == 4
+    rows = r.leaderboard()["sst2"]
+    assert [x["name"] for x in rows].count("leader") == 1 and rows[0]["score"] >= expected
+    page = _get(server.url, "/leaderboard").decode()
+    assert "leader" in page and "<svg" in page and "<script" not in page
+    with pytest.raises(rm.RemoteRequestError, match="tuned for 'sst2', not 'yelp'"):
+        r.submit(res, task="yelp")
+    with pytest.raises(rm.RemoteRequestError, match="no task 'agnews'"):
+        r.submit(res, task="agnews")
+    assert r.submit(res)["submissions_left"] == 3  # refused submissions did not count
+
+
+def test_the_submission_limit_holds(server, lm, split):
+    res = bk.METHODS["manual"].run(lm, "sst2", split, bk.METHODS["manual"].config(), evaluate_test=False)
+    k = server.ledger.create_key("one-shot", 100, submissions=1)
+    r = bk.connect(server.url, k)
+    r.submit(res)
+    with pytest.raises(rm.RemoteRequestError, match="no submissions left"):
+        r.submit(res)
+
+
+def test_the_held_back_labels_appear_in_no_response(server, lm, split):
+    labels = bk.load_split("sst2", test_size=TEST_SIZE).test.labels
+    forms = [json.dumps(labels.tolist()).encode(), ",".join(map(str, labels)).encode(), "".join(map(str, labels)).encode(),
+             labels.astype(np.int64).tobytes(), labels.astype(np.float32).tobytes()]
+    k = key(server, name="snoop")
+    r = bk.connect(server.url, k)
+    sid, _ = r.session(bk.get_task("sst2"), split.train, {"position": "after"})
+    bodies = [_get(server.url, p, k) for p in ("/v1/info", "/v1/usage", "/v1/leaderboard", "/leaderboard")]
+    bodies.append(_post(server.url, f"/v1/sessions/{sid}/logits", wire.pack({"prompts": np.zeros((2, 3, r.hidden_size))},
+                                                                            {"return_hidden": True}), k)[1])
+    res = bk.METHODS["manual"].run(lm, "sst2", split, bk.METHODS["manual"].config(), evaluate_test=False)
+    from bbtkit.api.remote import result_upload
+    bodies.append(_post(server.url, "/v1/submissions/sst2", json.dumps(result_upload(res)).encode(), k,
+                        "application/json")[1])
+    assert b'"score"' in bodies[-1]
+    for body in bodies:
+        assert not any(f in body for f in forms)
+
+
+def test_notebook_12s_plain_loop_through_the_server_is_run_bbt(server, lm, split):
+    """Notebook 12's loop, its cell run as committed against the tiny served model, is the loop run_bbt runs
+    locally (the same best loss at every generation, the same calls)."""
+    from notebook_cells import Spy, run_cell
+    from bbtkit.methods.bbt import candidate_losses
+
+    spy = Spy(candidate_losses)
+    remote = bk.connect(server.url, key(server))
+    ns = run_cell("12_lm_as_a_service.ipynb", "es.tell(", lm=lm, remote=remote, task=bk.get_task("sst2"), split=split,
+                  BUDGET=40, candidate_losses=spy)
+    res = bk.run_bbt(lm, "sst2", split, ns["cfg"], display=False, evaluate_test=False)
+    assert len(spy.returns) == len(res.history) - 1 == 40 // ns["cfg"].popsize
+    np.testing.assert_allclose([losses.min() for losses, _ in spy.returns], [h["best_loss"] for h in res.history[1:]],
+                               rtol=1e-6)
+    assert ns["api"].calls == res.api_calls and ns["api"].model is remote
+
+
+def test_a_run_that_loses_the_server_keeps_its_best_and_resumes_to_the_same_end(tmp_path, lm, split):
+    cfg = dataclasses.replace(bk.BBTConfig.cpu_quick(seed=4), budget=60)
+    ledger = Ledger(tmp_path / "class.db")
+    k = ledger.create_key("dora", 10000)
+    ckpt = tmp_path / "run.ckpt"
+    with ServerProcess(tmp_path / "class.db", MODEL, log=tmp_path / "server.log") as s:
+        r = bk.connect(s.url, k, retries=0)
+
+        def pull_the_plug(trace):
+            if trace.calls >= 30:
+                s.kill()
+
+        cut = bk.run_bbt(r, "sst2", split, cfg, display=False, checkpoint=ckpt, callback=pull_the_plug)
+        assert "server unavailable" in cut.stop and cut.test_metric is None and 30 <= cut.api_calls < 60
+        s.start()
+        resumed = bk.run_bbt(bk.connect(s.url, k), "sst2", split, cfg, display=False, resume=ckpt)
+    whole = bk.run_bbt(lm, "sst2", split, cfg, display=False)
+    np.testing.assert_array_equal(resumed.z, whole.z)
+    assert (resumed.dev_metric, resumed.test_metric) == (whole.dev_metric, whole.test_metric)

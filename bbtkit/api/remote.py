@@ -9,13 +9,16 @@ key, and a request that fails on the way is retried with the same key, so the se
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
+import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -102,21 +105,27 @@ class Remote:
             body, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         elif body is not None:
             headers["Content-Type"] = "application/octet-stream"
-        why = None
-        for attempt in range(self.retries + 1):
+        why, attempt, waited = None, 0, 0.0
+        while attempt <= self.retries:
             if attempt:
                 time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+            attempt += 1
             try:
                 conn = self._connection(fresh=attempt > 0)
                 conn.request(method, path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data, status, kind = resp.read(), resp.status, resp.getheader("Content-Type", "")
             except (OSError, http.client.HTTPException) as err:
-                why = (f"did not answer within {self.timeout:.0f} s" if isinstance(err, TimeoutError)
+                why = (f"did not answer within {self.timeout:g} s" if isinstance(err, TimeoutError)
                        else f"could not be reached ({type(err).__name__}: {err})")
                 continue
             if status == 503:  # starting or shutting down: worth another try
                 why = "is not ready (503)"
+                continue
+            wait = _seconds(resp.getheader("Retry-After")) if status == 429 else None
+            if wait is not None and waited < self.timeout:  # rate-limited, not charged: wait, send it again
+                time.sleep(wait)
+                waited, attempt = waited + wait, attempt - 1
                 continue
             if status >= 400:
                 raise _error(status, data, self.url)
@@ -178,12 +187,34 @@ class Remote:
         """{"completions": [[text, tokens, finish], ...], "prompt_tokens": n}; one charged call per prompt."""
         return self.request("POST", "/v1/generate", request, idempotency=uuid.uuid4().hex)
 
+    def submit(self, res, task: str | None = None) -> dict:
+        """Send a result (``Result``, saved or not) to the server's competition, to be scored on its held-back
+        test split; returns {submission, task, score, metric, submissions_left}. Uses one submission."""
+        return self.request("POST", f"/v1/submissions/{urllib.parse.quote(task or res.task, safe='')}",
+                            result_upload(res), idempotency=uuid.uuid4().hex)
+
+    def leaderboard(self) -> dict:
+        """{task: [each student's best submission, best first]} (the page is at ``url + "/leaderboard"``)."""
+        return self.request("GET", "/v1/leaderboard")
+
     def adapter_shapes(self, targets=("q", "k")) -> dict[str, tuple[int, int]]:
         shapes = self.info["adapter_shapes"]
         missing = [t for t in targets if t not in shapes]
         if missing:
             raise ValueError(f"The server adapts only {sorted(shapes)}; {missing} are not offered.")
         return {t: tuple(shapes[t]) for t in targets}
+
+
+def result_upload(res) -> dict:
+    """A result as the server's competition reads it: the folder ``res.save`` writes, as JSON (result.json's
+    text, z's numbers, AJO's classifier as base64 safetensors), so the server checks it as ``load_result`` does."""
+    with tempfile.TemporaryDirectory(prefix="bbtkit-submit-") as tmp:
+        folder = res.save(Path(tmp) / "result")
+        clf = folder / "classifier.safetensors"
+        z = np.load(folder / "z.npz", allow_pickle=False)["z"]
+        return {"result_json": (folder / "result.json").read_text(encoding="utf-8"), "z": z.ravel().tolist(),
+                "z_shape": list(z.shape),
+                "classifier": base64.b64encode(clf.read_bytes()).decode() if clf.exists() else None}
 
 
 class RemoteForward:
@@ -208,6 +239,14 @@ class RemoteForward:
 
     def cache_layers_below(self, layer: int, deep=None, adapters=None) -> None:
         """Nothing to send: the server's own API fills its layer cache (``layer_cache`` in the options)."""
+
+
+def _seconds(header: str | None) -> float | None:
+    """A Retry-After header's seconds (decimals allowed), at most a minute; None if absent or not a number."""
+    try:
+        return None if header is None else min(max(float(header), 0.0), 60.0)
+    except ValueError:
+        return None
 
 
 def _error(status: int, data: bytes, url: str) -> Exception:

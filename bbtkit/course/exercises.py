@@ -260,3 +260,17 @@ def _last_number(fn):
                            "a minus sign, drop the commas between thousands and a leading $, and keep a decimal point.")
     return True, (f"{len(texts)} texts read right. An extraction call exists because a small model's reasoning often "
                   "ends on some other number; the trigger asks it to state the answer once more.")
+
+
+@_check("12.6", "rounded answers")
+def _rounded(fn):
+    g = torch.Generator().manual_seed(int(np.random.default_rng().integers(1 << 30)))  # drawn at check time
+    for decimals in (1, 2, 3):
+        probs = torch.softmax(3 * torch.randn(6, 4, generator=g), -1)
+        got = torch.as_tensor(fn(probs, decimals), dtype=torch.float64)
+        right = torch.round(probs.double() * 10 ** decimals) / 10 ** decimals
+        if got.shape != right.shape or not torch.allclose(got, right, atol=1e-9):
+            return False, (f"with decimals={decimals}, row 0 came back as {got[0].tolist() if got.ndim == 2 else got}. "
+                           "Scale by 10**decimals, round to the nearest whole number, scale back.")
+    return True, ("what remains is a coarse picture of the model's confidence: enough to tune on, less to copy from "
+                  "(section 7 measures both).")

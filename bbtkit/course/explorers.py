@@ -149,3 +149,43 @@ def eot_explorer(results: dict):
 
     return W.interact(draw, method=list(results), problem=W.Dropdown(options=list(problems), description="problem",
                                                                       layout=W.Layout(width="90%")))
+
+
+def draw_answers(model, task, text: str, mode: str, decimals: int, extraction: list[dict]):
+    """Left: what a service answering ``mode`` (``api.answers``) returns for one input, as probabilities;
+    right: the attacker's agreement with the server against queries under each mode (from
+    ``runs/serve/defenses.json``), the chosen one drawn thick."""
+    from ..api.answers import Answers
+    from ..data.examples import Example, Examples
+
+    task = get_task(task)
+    logits = label_logits(model, task, Examples([Example(text, None, 0)]))
+    shown = torch.softmax(Answers(mode, decimals)(logits).float(), -1)[0].numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1.4]})
+    axes[0].bar(task.class_names, shown, color="tab:blue")
+    for x, p in enumerate(shown):
+        axes[0].text(x, p, f"{p:.3f}", ha="center", va="bottom", fontsize=8)
+    axes[0].set(ylim=(0, 1.15), title=f"the answer ({Answers(mode, decimals)!r})", ylabel="probability shown")
+    for m, color in zip(("full", "top", "rounded"), plt.cm.tab10.colors):
+        rows = [r for r in extraction if r["answers"] == m]
+        if rows:
+            axes[1].plot([r["queries"] for r in rows], [r["agreement"] for r in rows], marker="o", color=color,
+                         lw=3 if m == mode else 1, label=m)
+    axes[1].set(xscale="log", xlabel="queries (unlabelled sentences answered)", ylabel="agreement with the server",
+                title="the attacker's copy, on 400 sentences it never asked")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return axes
+
+
+def answer_explorer(model, task, extraction: list[dict], text: str = "a gorgeous, witty, seductive movie."):
+    """Type an input, pick how the service answers: the answer it gets, and what each way of answering let an
+    attacker copy (read from the benchmark's runs; one forward pass per typed input, no API call)."""
+    import ipywidgets as W
+
+    def draw(text=text, answers="full", decimals=1):
+        draw_answers(model, task, text, answers, decimals, extraction)
+        plt.show()
+
+    return W.interact(draw, text=W.Text(value=text, description="input", layout=W.Layout(width="80%")),
+                      answers=["full", "top", "rounded"], decimals=W.IntSlider(value=1, min=0, max=3))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 
 import torch
@@ -30,7 +29,10 @@ from ..api.blackbox import as_prompts, check_adapters
 from ..api.generate import GenerativeLM
 from ..api.published import adapter_shapes, mean_embeddings
 from .batching import Batcher, Job
-from .ledger import BudgetExhausted, KeyError401, Ledger
+from .competition_routes import router
+from .defenses import Answers, RateLimit
+from .requests import authenticate, read_body, read_json, run_on_model, throttle
+from .ledger import BudgetExhausted, Ledger
 from .sessions import Sessions
 
 OCTET = "application/octet-stream"
@@ -50,48 +52,22 @@ def model_info(model) -> dict:
             "positions": getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``limit`` bytes (whatever Content-Length says)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"The body is {declared} bytes, over the server's limit of {limit}; "
-                                 "send fewer candidates per call.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"The body passes the server's limit of {limit} bytes; send fewer candidates.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Batcher | None = None,
-               sessions: int = 64, max_body: int = wire.MAX_BODY) -> FastAPI:
-    """The ASGI app serving ``model``; ``allow_hidden``: answer final hidden states (AJO needs them)."""
+               sessions: int = 64, max_body: int = wire.MAX_BODY, competition=None, answers: Answers | None = None,
+               rate_limit: RateLimit | None = None) -> FastAPI:
+    """The ASGI app serving ``model``; ``allow_hidden``: answer final hidden states (AJO needs them; not with
+    ``answers`` other than full); ``competition``: a ``serve.competition.Competition`` (its routes:
+    ``serve.competition_routes``); ``answers``, ``rate_limit``: the defenses of ``serve.defenses``."""
     app = FastAPI(title="bbtkit class server", docs_url=None, redoc_url=None)
-    app.state.model, app.state.ledger = model, ledger
+    app.state.model, app.state.ledger, app.state.max_body, app.state.competition = model, ledger, max_body, competition
+    app.include_router(router)
+    app.state.answers, app.state.rate_limit = answers or Answers(), rate_limit or RateLimit()
     app.state.sessions, app.state.batcher = Sessions(model, sessions), batcher or Batcher()
-    info = model_info(model)
-
-    async def key_of(request: Request):
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        try:
-            return await run_in_threadpool(ledger.authenticate, token)
-        except KeyError401 as err:
-            raise HTTPException(401, f"{err} Send the key as 'Authorization: Bearer bbt_...'.") from None
-
-    async def json_of(request: Request) -> dict:
-        try:
-            return json.loads(await read_body(request, max_body))
-        except ValueError:
-            raise HTTPException(400, "The body must be JSON.") from None
+    info = {**model_info(model), "answers": repr(app.state.answers), "rate_limit": app.state.rate_limit.rate,
+            "hidden_states": allow_hidden and app.state.answers.mode == "full"}
 
     async def on_model(fn, *args):
-        try:
-            return await asyncio.wrap_future(app.state.batcher.call(fn, *args))
-        except ValueError as err:
-            raise HTTPException(400, str(err)) from None
+        return await run_on_model(app, fn, *args)
 
     @app.get("/v1/info")
     async def get_info():
@@ -99,13 +75,13 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
 
     @app.get("/v1/usage")
     async def get_usage(request: Request):
-        key = await key_of(request)
+        key = await authenticate(request)
         return await run_in_threadpool(ledger.usage, key)
 
     @app.post("/v1/sessions")
     async def post_session(request: Request):
-        await key_of(request)
-        payload = await json_of(request)
+        await authenticate(request)
+        payload = await read_json(request)
         try:
             sid, cut = await run_in_threadpool(app.state.sessions.register, payload)
         except (ValueError, TypeError, KeyError) as err:
@@ -120,9 +96,10 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
 
     @app.post("/v1/sessions/{sid}/logits")
     async def post_logits(sid: str, request: Request):
-        key = await key_of(request)
+        key = await authenticate(request)
         api = session(sid)
-        job = _job(api, await read_body(request, max_body), allow_hidden)
+        job = _job(api, await read_body(request, max_body), allow_hidden and app.state.answers.mode == "full")
+        throttle(request, key)
         try:
             call_id, new = await run_in_threadpool(ledger.charge, key, job.pop, "logits",
                                                    request.headers.get("idempotency-key"))
@@ -136,13 +113,13 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
             raise HTTPException(400 if isinstance(err, ValueError) else 500, f"{type(err).__name__}: {err}") from None
         if new:
             await run_in_threadpool(ledger.finish, call_id, ans.tokens, ans.seconds)
-        return Response(wire.pack({"logits": ans.logits, "hidden": ans.hidden}, {"packed": ans.packed}),
+        return Response(wire.pack({"logits": app.state.answers(ans.logits), "hidden": ans.hidden}, {"packed": ans.packed}),
                         media_type=OCTET)
 
     @app.post("/v1/sessions/{sid}/scales")
     async def post_scales(sid: str, request: Request):
-        await key_of(request)
-        api, body = session(sid), await json_of(request)
+        await authenticate(request)
+        api, body = session(sid), await read_json(request)
         n, deep = body.get("n_prompt"), body.get("deep", False)
         if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 4096 or not isinstance(deep, bool):
             raise HTTPException(400, "scales takes {n_prompt: whole number of prompt tokens, deep: true|false}.")
@@ -150,8 +127,8 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
 
     @app.post("/v1/embeddings")
     async def post_embeddings(request: Request):
-        await key_of(request)
-        body = await json_of(request)
+        await authenticate(request)
+        body = await read_json(request)
         try:
             examples = wire.examples_from_json(body.get("examples"))
         except ValueError as err:
@@ -174,15 +151,16 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
 
     @app.post("/v1/tokens")
     async def post_tokens(request: Request):
-        await key_of(request)
-        body = await json_of(request)
+        await authenticate(request)
+        body = await read_json(request)
         gen = generator(body)
         return {"lengths": [len(gen._ids(p)) for p in body["prompts"]]}
 
     @app.post("/v1/generate")
     async def post_generate(request: Request):
-        key = await key_of(request)
-        body = await json_of(request)
+        key = await authenticate(request)
+        throttle(request, key)
+        body = await read_json(request)
         gen, args = generator(body), {k: body.get(k) for k in ("max_new_tokens", "temperature", "top_p", "stop", "seed")}
         if not isinstance(args["max_new_tokens"], int) or not 1 <= args["max_new_tokens"] <= MAX_NEW_TOKENS:
             raise HTTPException(400, f"max_new_tokens must be a whole number 1..{MAX_NEW_TOKENS}.")

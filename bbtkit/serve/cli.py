@@ -18,13 +18,22 @@ def add_commands(sub) -> None:
     sv.add_argument("--allow-hidden", action="store_true", help="answer final hidden states (AJO needs them)")
     sv.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a request waits for others to pack")
     sv.add_argument("--no-batching", action="store_true", help="run one request at a time")
+    sv.add_argument("--sessions", type=int, default=64, help="students' example sets kept in memory at most")
     sv.add_argument("--max-body-mb", type=float, default=64, help="largest request body accepted, in MiB")
+    sv.add_argument("--competition", nargs="*", default=[], metavar="TASK",
+                    help="tasks whose test splits the server holds back and scores submissions on")
+    sv.add_argument("--test-size", type=int, help="score on the first N test examples of each task")
+    sv.add_argument("--answers", choices=("full", "top", "rounded"), default="full",
+                    help="what a logits response shows: full logits, the top label only, or rounded probabilities")
+    sv.add_argument("--decimals", type=int, default=1, help="decimals of --answers rounded")
+    sv.add_argument("--rate-limit", type=float, default=0.0, help="requests per second per key (0: no limit)")
     sv.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ks = sub.add_parser("keys", help="the class server's keys: create, budget, revoke, list, usage")
-    ks.add_argument("action", choices=("create", "budget", "revoke", "list", "usage"))
+    ks.add_argument("action", choices=("create", "budget", "submissions", "revoke", "list", "usage"))
     ks.add_argument("names", nargs="*", help="students' names (create, budget, revoke)")
     ks.add_argument("--class-list", help="a text file with one student's name per line (create)")
     ks.add_argument("--budget", type=int, help="API calls per key (create, budget)")
+    ks.add_argument("--submissions", type=int, default=5, help="competition submissions per key (create, submissions)")
     ks.add_argument("--db", default=DEFAULT_DB)
     ks.add_argument("--out", help="write the CSV here instead of printing it (create, usage)")
 
@@ -40,6 +49,8 @@ def serve(args) -> int:
     from ..model.load import load_model
     from .app import create_app
     from .batching import Batcher
+    from .competition import Competition
+    from .defenses import Answers, RateLimit
     from .ledger import Ledger
 
     if args.threads:
@@ -47,10 +58,13 @@ def serve(args) -> int:
     model = load_model(args.model, dtype=args.dtype)
     ledger = Ledger(args.db)
     batcher = Batcher(max_wait=args.max_wait_ms / 1000, enabled=not args.no_batching)
-    app = create_app(model, ledger, allow_hidden=args.allow_hidden, batcher=batcher,
-                     max_body=int(args.max_body_mb * 2 ** 20))
+    competition = Competition(args.competition, args.test_size) if args.competition else None
+    app = create_app(model, ledger, allow_hidden=args.allow_hidden, batcher=batcher, sessions=args.sessions,
+                     max_body=int(args.max_body_mb * 2 ** 20), competition=competition,
+                     answers=Answers(args.answers, args.decimals), rate_limit=RateLimit(args.rate_limit))
     print(f"Serving {model.name} ({str(model.dtype).replace('torch.', '')}) at http://{args.host}:{args.port} "
-          f"(ledger {ledger.path}; batching {'off' if args.no_batching else f'{args.max_wait_ms:g} ms'}).", flush=True)
+          f"(ledger {ledger.path}; batching {'off' if args.no_batching else f'{args.max_wait_ms:g} ms'}"
+          + (f"; competition on {', '.join(competition.tests)}" if competition else "") + ").", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
@@ -66,13 +80,16 @@ def keys(args) -> int:
         if args.action == "create":
             if args.budget is None or not names:
                 raise ValueError("keys create needs names (or --class-list FILE) and --budget N.")
-            rows = ["name,key"] + [f"{n},{ledger.create_key(n, args.budget)}" for n in names]
+            rows = ["name,key"] + [f"{n},{ledger.create_key(n, args.budget, args.submissions)}" for n in names]
             _write("\n".join(rows) + "\n", args.out, "keys (shown once; only their digests are stored)")
         elif args.action == "budget":
             if args.budget is None or not names:
                 raise ValueError("keys budget needs names and --budget N.")
             for n in names:
                 ledger.set_budget(n, args.budget)
+        elif args.action == "submissions":
+            for n in names:
+                ledger.set_submissions(n, args.submissions)
         elif args.action == "revoke":
             for n in names:
                 ledger.revoke(n)

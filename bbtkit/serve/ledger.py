@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL,
 CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY, key_id TEXT NOT NULL REFERENCES keys(id),
     idem TEXT, route TEXT NOT NULL, calls INTEGER NOT NULL, tokens INTEGER NOT NULL DEFAULT 0,
     seconds REAL NOT NULL DEFAULT 0, at REAL NOT NULL, UNIQUE (key_id, idem));
+CREATE TABLE IF NOT EXISTS submissions (id INTEGER PRIMARY KEY, key_id TEXT NOT NULL REFERENCES keys(id),
+    task TEXT NOT NULL, method TEXT NOT NULL, score REAL NOT NULL, metric TEXT NOT NULL,
+    calls_reported INTEGER NOT NULL, calls_charged INTEGER NOT NULL, at REAL NOT NULL);
 """
 
 
@@ -190,6 +193,48 @@ class Ledger:
                                            "FROM calls WHERE key_id = ?", (key.id,))
         return {"name": key.name, "calls": used, "requests": n, "tokens": tokens, "seconds": round(seconds, 3),
                 "budget": budget, "left": budget - used}
+
+    # --- the competition ----------------------------------------------------------------------
+    def take_submission(self, key: Key) -> int:
+        """Use one of the key's submissions (atomically); returns how many are left, or BudgetExhausted."""
+        def tx(db):
+            cur = db.execute("UPDATE keys SET submissions_left = submissions_left - 1 WHERE id = ? "
+                             "AND submissions_left > 0", (key.id,))
+            if cur.rowcount != 1:
+                raise BudgetExhausted("This key has no submissions left; your teacher can grant more.")
+            return db.execute("SELECT submissions_left FROM keys WHERE id = ?", (key.id,)).fetchone()[0]
+        return self._tx(tx)
+
+    def give_back_submission(self, key: Key) -> None:
+        """A submission that could not be scored does not count."""
+        self._tx(lambda db: db.execute("UPDATE keys SET submissions_left = submissions_left + 1 WHERE id = ?", (key.id,)))
+
+    def record_submission(self, key: Key, task: str, method: str, score: float, metric: str, calls: int) -> int:
+        def tx(db):
+            used = db.execute("SELECT used FROM keys WHERE id = ?", (key.id,)).fetchone()[0]
+            return db.execute("INSERT INTO submissions (key_id, task, method, score, metric, calls_reported, "
+                              "calls_charged, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (key.id, task, method, float(score), metric, int(calls), used, time.time())).lastrowid
+        return self._tx(tx)
+
+    def submissions(self, task: str | None = None) -> list[dict]:
+        """Every scored submission (of one task), oldest first, with the student's name."""
+        rows = self._read("SELECT k.name, s.task, s.method, s.score, s.metric, s.calls_reported, s.calls_charged, s.at "
+                          "FROM submissions s JOIN keys k ON k.id = s.key_id" + (" WHERE s.task = ?" if task else "")
+                          + " ORDER BY s.at", (task,) if task else ())
+        cols = ("name", "task", "method", "score", "metric", "calls_reported", "calls_charged", "at")
+        return [dict(zip(cols, r)) for r in rows]
+
+    def set_submissions(self, name: str, n: int) -> None:
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"submissions must be a whole number, at least 0, not {n!r}.")
+        self._tx(lambda db: db.execute("UPDATE keys SET submissions_left = ? WHERE id = ?", (n, self._named(db, name))))
+
+    def calls(self, name: str, last: int = 5) -> list[dict]:
+        """A key's last charged calls, as stored: all the ledger keeps of a request (no text, no tensor)."""
+        rows = self._read("SELECT c.route, c.calls, c.tokens, c.seconds, c.at FROM calls c JOIN keys k ON k.id = c.key_id "
+                          "WHERE k.name = ? ORDER BY c.id DESC LIMIT ?", (name, int(last)))
+        return [dict(zip(("route", "calls", "tokens", "seconds", "at"), r)) for r in rows]
 
     def total_charged(self) -> int:
         """Calls charged over every key, counted from the call rows (the race test's witness)."""
