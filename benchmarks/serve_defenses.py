@@ -45,7 +45,7 @@ def main() -> None:
     machine = bk.runtime.describe()
     print(machine, flush=True)
     lm = bk.load_model()
-    pool = [ex.text_a for ex in load_examples(data_dir("sst2") / "train.jsonl")]
+    pool = [ex.text_a for ex in load_examples(data_dir("sst2") / "sst2" / "train.jsonl")]
     test = bk.load_split("sst2", test_size=HELD_OUT).test
     held_out = [ex.text_a for ex in test]
     server_labels = bk.label_logits(lm, "sst2", test).argmax(-1).numpy()  # the served classifier's own labels

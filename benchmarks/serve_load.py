@@ -88,15 +88,15 @@ def main() -> None:
         try:
             for s in servers.values():
                 s.start()
-            # the two servers side by side, each setting measured on one right after the other, so that
-            # a slower minute of a shared machine falls on both alike
-            for w in args.workloads:
-                for c in args.clients:
-                    for mode, s in servers.items():
-                        row = {"server": mode, "workload": w, "pop": WORKLOADS[w],
-                               **load(s.url, keys[:c], split.train[:EXAMPLES[w]], WORKLOADS[w], args.seconds)}
-                        rows.append(row)
-                        print(json.dumps(row), flush=True)
+            # the two servers side by side, each setting measured on one right after the other, in turn first
+            # (ABBA), so that a slower minute of a shared machine, or a CPU that slows as it warms, falls on both
+            settings = [(w, c) for w in args.workloads for c in args.clients]
+            for k, (w, c) in enumerate(settings):
+                for mode, s in (list(servers.items()) if k % 2 == 0 else list(servers.items())[::-1]):
+                    row = {"server": mode, "workload": w, "pop": WORKLOADS[w],
+                           **load(s.url, keys[:c], split.train[:EXAMPLES[w]], WORKLOADS[w], args.seconds)}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
         finally:
             for s in servers.values():
                 s.stop()

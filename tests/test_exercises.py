@@ -22,7 +22,7 @@ def test_a_verdict_is_true_or_false_and_a_notebook_shows_nothing_for_it(capsys):
 
 
 def test_every_chapter_has_a_checked_exercise():
-    assert {k.split(".")[0] for k in CHECKS} >= {"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11"}
+    assert {k.split(".")[0] for k in CHECKS} >= {"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"}
 
 
 def test_no_answer_yet_and_unknown_exercises(capsys):
@@ -132,3 +132,9 @@ def test_10_6_reads_the_last_number_of_a_reasoning(capsys):
     assert not ok and "last number" in out
     ok, out = run(capsys, "10.6", lambda t: re.findall(r"-?[\d,]+", t)[0])  # the first number, not the last
     assert not ok
+
+
+def test_12_6_rounds_probabilities(capsys):
+    assert run(capsys, "12.6", lambda p, d: torch.round(p * 10 ** d) / 10 ** d)[0]
+    ok, out = run(capsys, "12.6", lambda p, d: torch.floor(p * 10 ** d) / 10 ** d)  # truncates, does not round
+    assert not ok and "round to the nearest" in out
