@@ -141,10 +141,17 @@ class Remote:
         """This key's usage: calls, tokens, seconds, budget and what is left."""
         return self.request("GET", "/v1/usage")
 
+    @staticmethod
+    def payload(task, examples, options: dict) -> tuple[dict, str]:
+        """(what a session sends, its digest): the task, the texts and the options, built once per API."""
+        payload = {"task": wire.task_to_json(task), "examples": wire.examples_to_json(examples), "options": options}
+        return payload, hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
     def session(self, task, examples, options: dict) -> tuple[str, list[int]]:
         """(session id, tokens cut per example) for these examples, sent once per connection."""
-        payload = {"task": wire.task_to_json(task), "examples": wire.examples_to_json(examples), "options": options}
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return self._session(*self.payload(task, examples, options))
+
+    def _session(self, payload: dict, digest: str) -> tuple[str, list[int]]:
         if digest not in self._sessions:
             out = self.request("POST", "/v1/sessions", payload)
             self._sessions[digest] = (out["session"], out["cut"])
@@ -153,11 +160,11 @@ class Remote:
     def _forget(self, session: str) -> None:
         self._sessions = {d: s for d, s in self._sessions.items() if s[0] != session}
 
-    def call(self, task, examples, options: dict, route: str, tensors: dict, meta: dict):
-        """One charged request on a session; a server that lost the session (a restart) gets it again."""
+    def call(self, payload: dict, digest: str, route: str, tensors: dict, meta: dict):
+        """One charged request on a session (``payload``); a server that lost the session (a restart) gets it again."""
         key = uuid.uuid4().hex
         for _ in range(2):
-            sid, _cut = self.session(task, examples, options)
+            sid, _cut = self._session(payload, digest)
             try:
                 return self.request("POST", f"/v1/sessions/{sid}/{route}", wire.pack(tensors, meta), idempotency=key)
             except RemoteRequestError as err:
@@ -221,10 +228,9 @@ class RemoteForward:
     """What ``BlackBoxLM`` runs per call, on the server: the same ``run`` as a local ``Forward``."""
 
     def __init__(self, remote: Remote, task, examples, options: dict):
-        self.remote, self.task, self.examples, self.options = remote, task, examples, options
-        self.batch = len(examples)
-        self.context_cached = False
-        _, self.cut = remote.session(task, examples, options)
+        self.remote, self.batch, self.context_cached = remote, len(examples), False
+        self.payload, self.digest = remote.payload(task, examples, options)  # once, not per call
+        _, self.cut = remote._session(self.payload, self.digest)
 
     def run(self, shallow, deep, pop: int, return_hidden: bool = False, max_batch_tokens: int = 16384, adapters=None):
         prompts = deep if deep is not None else shallow
@@ -233,7 +239,7 @@ class RemoteForward:
                     per_example=prompts is not None and deep is None and prompts.ndim == 4)
         if prompts is not None:
             tensors["prompts"] = prompts
-        arrays, _ = self.remote.call(self.task, self.examples, self.options, "logits", tensors, meta)
+        arrays, _ = self.remote.call(self.payload, self.digest, "logits", tensors, meta)
         hidden = arrays.get("hidden")
         return torch.from_numpy(arrays["logits"]), None if hidden is None else torch.from_numpy(hidden)
 

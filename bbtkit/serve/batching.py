@@ -117,8 +117,8 @@ class Batcher:
                     self._run([j])
             return
         total, seconds, s = sum(j.pop for j in jobs), time.perf_counter() - t0, 0
-        fw = next(iter(api._forwards.values()), None)
-        width = getattr(fw, "padded_tokens", None) or (fw.batch * fw.width if fw is not None else 0)
+        fw = api.forward_for(0 if first.prompts is None else first.prompts.shape[-2], context=first.adapters is None)
+        width = getattr(fw, "padded_tokens", None) or fw.batch * fw.width  # tokens run per candidate (the one used)
         for j in jobs:
             h = None if out.hidden is None else out.hidden[s:s + j.pop]
             j.future.set_result(Answer(out.logits[s:s + j.pop], h, seconds * j.pop / total, width * j.pop, len(jobs)))

@@ -37,7 +37,11 @@ class ServerProcess:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the child holds its own copy
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:  # bounded: the server answers /v1/info, or we give up
             if self.proc.poll() is not None:
