@@ -8,8 +8,10 @@ CPU_INDEX := https://download.pytorch.org/whl/cpu
 
 .PHONY: course setup serve test test-fast test-browser benchmark clean-venv
 
-# JupyterLab on notebooks/; as root (Docker, Colab) it adds --allow-root and says so.
+# JupyterLab on notebooks/ (with the [serve] extra: chapter 12 starts a class server); as root (Docker, Colab) it
+# adds --allow-root and says so.
 course: setup
+	$(BIN)/pip install --quiet -e ".[serve]"
 	$(BIN)/python -m bbtkit lab notebooks/
 
 # The class server for a teacher: the embedded model on 127.0.0.1:8000 (make serve HOST=0.0.0.0 for a class), keys from `python -m bbtkit keys`.

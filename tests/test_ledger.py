@@ -175,3 +175,14 @@ def test_answers_and_rate_limits_defend_as_documented():
     limit = RateLimit(rate=2.0, burst=2)
     assert [limit.wait_for("a") for _ in range(2)] == [0.0, 0.0] and 0.3 < limit.wait_for("a") <= 0.5
     assert limit.wait_for("b") == 0.0 and RateLimit().wait_for("a") == 0.0  # per key; rate 0: no limit
+
+
+def test_a_server_without_the_serve_extra_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    from bbtkit.serve.process import ServerProcess
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    with pytest.raises(ImportError, match=r"needs uvicorn: pip install -e '.\[serve\]'"):
+        ServerProcess(tmp_path / "c.db", "tiny-gpt2").start()

@@ -32,6 +32,12 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ServerProcess":
+        import importlib.util
+
+        missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ImportError(f"The class server needs {' and '.join(missing)}: pip install -e '.[serve]' in the course "
+                              "folder (make course and make test install it), then run the cell again.")
         cmd = [sys.executable, "-m", "bbtkit", "serve", "--model", self.model, "--db", self.db,
                "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
