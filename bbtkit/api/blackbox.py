@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .. import guards
-from ..data.splits import Example, Examples
+from ..data.splits import Examples
 from ..model.forward import AdapterSet, Bucketed, Forward
 from ..model.templates import resolve_position
 from ..data.tasks import get_task
@@ -241,10 +241,9 @@ def label_logits(model, task, examples: Examples, prompt=None, *, position: str 
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         part = [examples[int(i)] for i in idx]
-        fw = (Forward(model, task, part, n, position, max_length=max_length, use_cache=adapters is None)
-              if not getattr(model, "remote", False) else BlackBoxLM(
-                  model, task, Examples(Example(e.text_a, e.text_b, 0) for e in part), position=position, max_length=max_length, use_cache=adapters is None,
-                  bucket=False).forward_for(n, context=adapters is None))
+        options = dict(position=position, max_length=max_length, use_cache=adapters is None)
+        fw = (model.forward(task, part, {**options, "bucket": False}) if getattr(model, "remote", False)
+              else Forward(model, task, part, n, **options))
         cut += fw.cut
         sh = shallow[torch.as_tensor(idx, device=shallow.device)][None] if per_example else shallow  # (1, batch, n, H)
         lg, h = fw.run(sh, deep, 1, return_hidden, adapters=adapters)
