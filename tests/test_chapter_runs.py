@@ -41,7 +41,7 @@ def test_every_shared_run_is_the_one_its_benchmark_and_notebook_ask_for():
     assert saved == set(wanted), "runs/chapters holds exactly the benchmark's runs: run the benchmark"
     for folder, (run, task, split, cfg) in wanted.items():
         res = bk.load_result(SHARED / folder)
-        assert differs(res, fingerprint(run, _Embedded, task, split, cfg)) is None, folder
+        assert differs(res, fingerprint(run, _Embedded, task, split, cfg), cfg) is None, folder
         assert res.manual_test is not None and res.test_size == len(split.test)
 
 

@@ -96,3 +96,26 @@ def test_seeds_must_be_integers(tmp_path, seed):
     with pytest.raises(ValueError, match="seed must be an integer"):
         bk.load_split("sst2", seed=seed)
     assert not any(tmp_path.iterdir())
+
+
+def test_the_composite_score_by_hand_flips_a_ranking_that_a_whole_budget_buys_too_little(tmp_path):
+    def cell(method, seed, test, calls):
+        res = bk.Result(method=method, task="sst2", model="m", config={}, z=np.zeros((0, 1)), projections=[],
+                        n_tokens=0, hidden=1, layers=[], num_layers=1, position="auto",
+                        history=[{"calls": calls, "best_loss": 0.5}], dev_metric=0.8, test_metric=test,
+                        api_calls=calls, extra={"scale": 0.1})
+        res.save(tmp_path / "hand" / method / f"sst2-{seed}")
+    (tmp_path / "hand" / lb.SETTING_FILE).parent.mkdir(parents=True)
+    (tmp_path / "hand" / lb.SETTING_FILE).write_text("{}")
+    cell("manual", 13, 0.78, 0)
+    cell("manual", 42, 0.80, 0)
+    cell("bbt", 13, 0.82, 300)   # the whole budget (300 calls on SST-2 at scale 0.1): 0.82 - 0.05 = 0.77
+    cell("bbt", 42, 0.80, 150)   # half of it: 0.80 - 0.025 = 0.775
+    plain, scored = bk.load_leaderboard(tmp_path), lb.load_composite(tmp_path)
+    assert plain["bbt"]["sst2"] == pytest.approx(0.81) and plain["manual"]["sst2"] == pytest.approx(0.79)
+    assert scored["bbt"]["sst2"] == pytest.approx((0.77 + 0.775) / 2) and scored["manual"]["sst2"] == pytest.approx(0.79)
+    free = lb.load_composite(tmp_path, weight=0.0)  # no price on calls: the plain table
+    assert {m: r["sst2"] for m, r in free.items()} == pytest.approx({m: r["sst2"] for m, r in plain.items()})
+    assert lb.composite(0.9, 800, 800, weight=0.1) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="positive budget"):
+        lb.composite(0.9, 10, 0)

@@ -160,3 +160,29 @@ def speedup(root: str | Path, method: str, baseline: str, task: str,
         target = max(r["dev_metric"] for r in base.history if r.get("dev_metric") is not None)
         pairs.append((calls_to_reach(base.history, target), calls_to_reach(others[name].history, target)))
     return pairs
+
+
+COST_WEIGHT = 0.05  # lambda: a whole budget of calls costs 5 points of the metric
+
+
+def composite(test_metric: float, calls: int, budget: int, weight: float = COST_WEIGHT) -> float:
+    """The accuracy-and-cost score of one run: its test metric minus ``weight`` times the fraction of the
+    task's budget it spent, ``test - weight * calls / budget``. A run that spends nothing (the manual prompt)
+    pays nothing; one that spends the whole budget must beat it by more than ``weight`` to rank above it."""
+    if not budget > 0 or calls < 0:
+        raise ValueError(f"composite needs a positive budget and calls >= 0, not budget={budget}, calls={calls}.")
+    return float(test_metric) - weight * float(calls) / float(budget)
+
+
+def load_composite(root: str | Path = ROOT, weight: float = COST_WEIGHT, setting: str | None = None) -> dict:
+    """{method: {task: mean composite score over the cached seeds}}, like ``load_leaderboard``; the budget of
+    each task is the cells' own (the setting's scale, ``budget(task, scale)``)."""
+    table: dict[str, dict] = {}
+    for method in ROWS:
+        for task in TASKS:
+            runs = list(cached_runs(root, method, task, setting).values())
+            if runs:
+                table.setdefault(method, {})[task] = float(np.mean([
+                    composite(r.test_metric, r.api_calls, budget(task, r.extra.get("scale", CPU_SCALE)), weight)
+                    for r in runs]))
+    return table

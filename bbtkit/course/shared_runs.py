@@ -40,15 +40,30 @@ def fingerprint(run, model, task, split, cfg) -> dict:
                     "config": {"class": type(cfg).__name__, **dataclasses.asdict(cfg)}})
 
 
-def differs(saved: Result, want: dict) -> str | None:
-    """Why a saved run is not the one wanted (the first part that differs), or None when it is."""
+def differs(saved: Result, want: dict, cfg=None) -> str | None:
+    """Why a saved run is not the one wanted (the first part that differs), or None when it is.
+
+    With the wanted ``cfg``, a config field that the saved run does not record (one added to the config
+    class since) counts as equal when the wanted value is the field's default: a field is only ever added
+    with the default that does what the package did before it existed (``BBTConfig.optimizer = "cma"``)."""
     have = saved.extra.get("fingerprint")
     if not have:
         return "it records no fingerprint"
     for part in ("run", "model", "dtype", "task", "split", "config"):
-        if have.get(part) != want[part]:
+        mine = have.get(part)
+        if part == "config" and cfg is not None and isinstance(mine, dict):
+            mine = {**{k: v for k, v in want[part].items() if k not in mine and v == _default(cfg, k)}, **mine}
+        if mine != want[part]:
             return f"its {part} differs"
     return None
+
+
+def _default(cfg, name: str):
+    """The default of dataclass cfg's field ``name`` as a fingerprint holds it (a sentinel when it has none)."""
+    for f in dataclasses.fields(cfg):
+        if f.name == name and f.default is not dataclasses.MISSING:
+            return as_json(f.default)
+    return object()
 
 
 def run_or_load(run, model, task, split, cfg, path, *, fresh: bool = False, made_by: str | None = None,
@@ -66,7 +81,7 @@ def run_or_load(run, model, task, split, cfg, path, *, fresh: bool = False, made
         for where in (path, local):
             if (where / "result.json").exists():
                 res = load_result(where)
-                if differs(res, want) is None:
+                if differs(res, want, cfg) is None:
                     if not quiet:
                         _say_loaded(res, where, made_by)
                     return res

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from ..tuning import calibration as calib
 from ..tuning.loop import to_result, tune
 from ..tuning.objectives import HINGE_MARGIN, LOSSES, DevScore, Loss, candidate_losses, train_and_dev  # noqa: F401 (notebooks import them here)
-from ..optim.optimizers import CMA
+from ..optim.by_name import check_optimizer, make
 from ..tuning.projection import KINDS, Projection, normal_std
 from ..runtime import set_seed
 from ..tuning.spaces import ShallowPrompt
@@ -42,13 +42,20 @@ class BBTConfig:
     seed: int = 42                 # seeds the projection and CMA-ES
     calibration: str | None = None # calibrate label-word logits in the loss, dev and test:
                                    # "champion" (competition winner), "contextual", or None
+    optimizer: str = "cma"         # searches z: "cma" (CMA-ES, the paper), "fireworks", "random" or any
+                                   # nevergrad optimizer's name ("DE", "PSO", "OnePlusOne", "TBPSA", "NGOpt", ...)
 
     def __post_init__(self) -> None:
         check_fields(self, positive=("sigma", "bound", "alpha"), nonneg=("select_se",),
                      at_least={"n_prompt_tokens": 1, "intrinsic_dim": 1, "popsize": 2, "eval_every": 1},
                      choices={"calibration": CALIBRATIONS, "loss": LOSSES, "projection": KINDS,
                               "prompt_position": ("auto", "before", "after")})
+        self._check_optimizer()
         self._check_budget()
+
+    def _check_optimizer(self) -> None:
+        """The optimizer names one that ``bbtkit.optim.by_name.make`` builds (a method with its own overrides this)."""
+        check_optimizer(self.optimizer, type(self).__name__)
 
     def _check_budget(self) -> None:
         """The budget must cover one generation of the population (a method without one overrides this)."""
@@ -83,7 +90,7 @@ def make_projection(cfg, model, out_dim: int, sigma_hat: float, seed: int) -> Pr
 def run_shallow(method: str, make_optimizer, model, task, split, cfg: BBTConfig, *, display: bool = True,
                 callback=None, evaluate_test: bool = True, checkpoint=None, resume=None):
     """BBT's space (a shallow prompt p0 + A z), loss and dev selection, searched by any optimizer:
-    ``make_optimizer(cfg)`` picks it. ``run_bbt`` picks CMA-ES; other methods pick their own."""
+    ``make_optimizer(cfg)`` picks it. ``run_bbt`` picks ``cfg.optimizer``; other methods pick their own."""
     task = get_task(task)
     set_seed(cfg.seed)
     t0 = time.perf_counter()
@@ -93,21 +100,33 @@ def run_shallow(method: str, make_optimizer, model, task, split, cfg: BBTConfig,
     loss = Loss(task, cfg.loss, calib.for_objective(cfg.calibration, model, task, split.train, train.position))
     dev = DevScore(space, dev_api, task, model, split.train, cfg.calibration, train.position)
     trace = tune(lambda X: loss(space.ask(train, X)), make_optimizer(cfg), budget=cfg.budget, api=train,
-                 dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method} {task.name}",
+                 dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method}{optimizer_tag(cfg)} {task.name}",
                  checkpoint=checkpoint, resume=resume, fingerprint={"method": method, **asdict(cfg)},
                  select_se=cfg.select_se)
     return to_result(method, model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test)
 
 
+def make_optimizer(cfg: BBTConfig):
+    """The optimizer ``cfg.optimizer`` names, on R^intrinsic_dim, seeded by ``cfg.seed`` (CMA-ES by default)."""
+    return make(cfg.optimizer, cfg.intrinsic_dim, popsize=cfg.popsize, sigma=cfg.sigma, seed=cfg.seed,
+                budget=cfg.budget, bound=cfg.bound)
+
+
+def optimizer_tag(cfg) -> str:
+    """" (DE)" for a run whose optimizer is not its method's default, for progress bars; else ""."""
+    name = getattr(cfg, "optimizer", None)
+    return "" if name in (None, type(cfg).optimizer) else f" ({name})"
+
+
 def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool = True, callback=None,
             evaluate_test: bool = True, checkpoint=None, resume=None):
-    """Tune a shallow prompt with BBT on split.train, select on split.dev, report split.test.
+    """Tune a shallow prompt with BBT on split.train, select on split.dev, report split.test; ``cfg.optimizer``
+    searches z (CMA-ES by default, as in the paper).
 
     Returns a :class:`~bbtkit.tuning.results.Result` (``res.history``, ``res.prompt``, ``res.dev_metric``,
     ``res.test_metric``, ``res.api_calls``, ``res.stop``) that ``res.save(path)`` keeps.
     callback(trace) runs after every generation (``trace.history``, ``trace.best_z``). A run stopped
     by Ctrl-C returns what it found so far; ``checkpoint``/``resume`` take a file path (see ``bbtkit.tuning.loop``).
     """
-    return run_shallow("bbt", lambda c: CMA(c.intrinsic_dim, c.sigma, c.popsize, c.seed, c.bound), model, task,
-                       split, cfg or BBTConfig.cpu_quick(), display=display, callback=callback,
-                       evaluate_test=evaluate_test, checkpoint=checkpoint, resume=resume)
+    return run_shallow("bbt", make_optimizer, model, task, split, cfg or BBTConfig.cpu_quick(), display=display,
+                       callback=callback, evaluate_test=evaluate_test, checkpoint=checkpoint, resume=resume)

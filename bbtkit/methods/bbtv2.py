@@ -34,7 +34,8 @@ from .bbt import BBTConfig, make_projection
 from ..fields import check_fields
 from ..tuning.loop import to_result, tune
 from ..tuning.objectives import DevScore, Loss, train_and_dev
-from ..optim.optimizers import LayerwiseCMA
+from ..optim.by_name import make
+from ..optim.optimizers import Layerwise
 from ..runtime import set_seed
 from ..tuning.spaces import DeepPrompt
 from ..data.tasks import get_task
@@ -85,14 +86,14 @@ class BBTv2Config(BBTConfig):
 @dataclass
 class Pieces:
     """What BBTv2 and AJO build before tuning: the train and dev APIs, the per-layer scales, the deep
-    prompt space (one projection per prompted layer) and the layer-by-layer CMA-ES."""
+    prompt space (one projection per prompted layer) and the layer-by-layer optimizer (CMA-ES by default)."""
 
     task: object
     train: BlackBoxLM
     dev_api: BlackBoxLM
     scales: object  # (layers,) sigma_hat per layer, from BlackBoxLM.value_scales
     space: DeepPrompt
-    opt: LayerwiseCMA
+    opt: Layerwise
     notes: list     # what the result should keep about the run's design (round_note)
 
 
@@ -131,6 +132,14 @@ def round_note(cfg, num_layers: int) -> str | None:
             f"{fewer}.")
 
 
+def layerwise(cfg, layers: list[int]) -> Layerwise:
+    """One optimizer per prompted layer (``cfg.optimizer``, CMA-ES by default: BBTv2's ``LayerwiseCMA``), seeded
+    seed + layer; each is told it gets an even share of the budget."""
+    share = -(-cfg.budget // len(layers))
+    return Layerwise([make(cfg.optimizer, cfg.intrinsic_dim, popsize=cfg.popsize, sigma=cfg.sigma, seed=cfg.seed + l,
+                           budget=max(share, cfg.popsize), bound=cfg.bound) for l in layers], names=layers)
+
+
 def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
     """The pieces BBTv2 and AJO share (notebook 06 builds AJO's loop from them)."""
     task = get_task(task)
@@ -151,8 +160,7 @@ def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
     scales = train.value_scales(n, deep=True)
     projs = [make_projection(cfg, model, n * H, float(scales[l]), cfg.seed + l) for l in layers]
     space = DeepPrompt(projs, layers, L, n, H)
-    opt = LayerwiseCMA(len(layers), cfg.intrinsic_dim, cfg.sigma, cfg.popsize, [cfg.seed + l for l in layers],
-                       cfg.bound, names=layers)
+    opt = layerwise(cfg, layers)
     return Pieces(task, train, dev_api, scales, space, opt, [note] if note else [])
 
 

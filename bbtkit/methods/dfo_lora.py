@@ -25,16 +25,15 @@ from dataclasses import asdict, dataclass
 
 from ..api.blackbox import BlackBoxLM
 from ..fields import check_fields
-from ..optim.fireworks import Fireworks
+from ..optim.by_name import check_optimizer, make
 from ..tuning.loop import to_result, tune
 from ..tuning.objectives import LOSSES, DevScore, Loss, train_and_dev
-from ..optim.optimizers import CMA, Layerwise
+from ..optim.optimizers import Layerwise
 from ..tuning.projection import Projection, normal_std
 from ..runtime import set_seed
 from ..tuning.spaces import LoRASpace
 from ..data.tasks import get_task
 
-OPTIMIZERS = ("cma", "fireworks")
 TARGETS = ("q", "k", "v")
 
 
@@ -46,7 +45,7 @@ class DFOLoRAConfig:
     rank: int = 4                  # r of every adapter (the code: 4)
     targets: tuple[str, ...] = ("q", "k")  # the projections adapted: W_Q and W_K (the paper)
     intrinsic_dim: int = 500       # d per layer, split evenly over the 2 x len(targets) matrices
-    optimizer: str = "cma"         # "cma" or "fireworks"
+    optimizer: str = "cma"         # "cma", "fireworks", "random" or a nevergrad optimizer ("DE", "NGOpt", ...)
     popsize: int = 20              # CMA-ES candidates per generation
     sigma: float = 1.0             # CMA-ES's initial step size (the code: 1)
     alpha: float = 1.0             # projected entries start at alpha x the scale they meet (the code: 1)
@@ -70,8 +69,9 @@ class DFOLoRAConfig:
         check_fields(self, positive=("intrinsic_dim", "sigma", "alpha", "bound", "fw_bound"),
                      nonneg=("fw_gaussian", "fw_min_amplitude", "select_se", "seed"),
                      at_least={"rank": 1, "popsize": 2, "fw_fireworks": 1, "fw_sparks": 1, "eval_every": 1},
-                     choices={"optimizer": OPTIMIZERS, "scaled": ("all", "A"), "loss": LOSSES,
+                     choices={"scaled": ("all", "A"), "loss": LOSSES,
                               "cache": ("layers", "none"), "prompt_position": ("auto", "before", "after")})
+        check_optimizer(self.optimizer, "DFOLoRAConfig")
         bad = [t for t in self.targets if t not in TARGETS]
         if not self.targets or bad or len(set(self.targets)) < len(self.targets):
             raise ValueError(f"DFOLoRAConfig: targets must name different projections among {TARGETS}, e.g. "
@@ -83,7 +83,7 @@ class DFOLoRAConfig:
         if self.layers is not None and (not self.layers or len(set(self.layers)) < len(self.layers)):
             raise ValueError(f"DFOLoRAConfig: layers must name at least one layer, each once (or be None for all), "
                              f"not {self.layers!r}.")
-        first = self.popsize if self.optimizer == "cma" else self.fw_fireworks
+        first = self.fw_fireworks if self.optimizer == "fireworks" else self.popsize
         if self.budget < 1 + first:
             raise ValueError(f"DFOLoRAConfig: budget ({self.budget}) must cover the starting adapters' call and one "
                              f"generation ({first} calls with optimizer={self.optimizer!r}), at least {1 + first}; "
@@ -133,12 +133,14 @@ def make_space(cfg: DFOLoRAConfig, api: BlackBoxLM, layers: list[int]) -> LoRASp
 
 
 def make_optimizer(cfg: DFOLoRAConfig, layers: list[int]) -> Layerwise:
-    if cfg.optimizer == "cma":
-        blocks = [CMA(cfg.intrinsic_dim, cfg.sigma, cfg.popsize, cfg.seed + l, cfg.bound) for l in layers]
-    else:
-        blocks = [Fireworks(cfg.intrinsic_dim, cfg.fw_bound, cfg.fw_fireworks, cfg.fw_sparks, gaussian=cfg.fw_gaussian,
-                            seed=cfg.seed + l, min_amplitude=cfg.fw_min_amplitude) for l in layers]
-    return Layerwise(blocks, names=layers)
+    """One optimizer per adapted layer, seeded seed + layer: ``cfg.optimizer`` with the fw_ settings for
+    fireworks (in [-fw_bound, fw_bound]^d), each told it gets an even share of the budget."""
+    share = -(-cfg.budget // len(layers))
+    fw = dict(fireworks=cfg.fw_fireworks, sparks=cfg.fw_sparks, gaussian=cfg.fw_gaussian,
+              min_amplitude=cfg.fw_min_amplitude)
+    bound = cfg.fw_bound if cfg.optimizer == "fireworks" else cfg.bound
+    return Layerwise([make(cfg.optimizer, cfg.intrinsic_dim, popsize=cfg.popsize, sigma=cfg.sigma, seed=cfg.seed + l,
+                           budget=max(share, cfg.popsize), bound=bound, fireworks=fw) for l in layers], names=layers)
 
 
 def run_dfo_lora(model, task, split, cfg: DFOLoRAConfig | None = None, *, display: bool = True, callback=None,

@@ -44,6 +44,9 @@ class ZOConfig(BBTConfig):
             raise ValueError(f"ZOConfig: top must be strictly between 0 and 1 with floor(top * samples) >= 1 for "
                              f"{self.optimizer}, not top={self.top} with samples={self.samples}.")
 
+    def _check_optimizer(self) -> None:
+        """ZO's estimators are checked with its other fields (``zo.OPTIMIZERS``)."""
+
     def _check_budget(self) -> None:
         """ZO has no population: the budget must cover one step (its samples, then the two-point estimate)."""
         step = 2 if self.optimizer == "zo-sgd" else (4 if self.form == "code" else self.samples + 2)
