@@ -7,6 +7,7 @@ from . import runtime
 from .methods.ajo import AJOConfig, run_ajo, run_feature_mlp
 from .api.blackbox import AdapterSet, APIOutput, BlackBoxLM, BudgetExceededError, evaluate, label_logits
 from .api.generate import Completion, GenerativeLM
+from .api.reference import ReferenceScorer
 from .api.remote import connect
 from .data.reasoning import extract_answer, load_reasoning
 from .methods.bbt import BBTConfig, run_bbt

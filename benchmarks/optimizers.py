@@ -1,10 +1,10 @@
-"""Which optimizer? BBT's cpu_quick problem on SST-2 and AG News at 300 API calls, searched by CMA-ES, random
-search, fireworks and nevergrad's DE, PSO, (1+1)-ES, TBPSA and NGOpt, over seeds 13, 42, 100, in fp32
+"""Which optimizer? BBT's cpu_quick problem on SST-2 and AG News at 300 API calls, searched by CMA-ES,
+random search, fireworks and nevergrad's DE, PSO, (1+1)-ES, TBPSA and NGOpt, over seeds 13, 42, 100, in fp32
 (``bbtkit.course.optimizer_table``; chapter 3 loads the table, the README shows it).
 
     python benchmarks/optimizers.py [--optimizers ...] [--tasks ...] [--seeds ...] [--deadline-min M]
 
-Cells are cached (SST-2 cells with a leaderboard row are the leaderboard's own) and skipped when present.
+Cells are cached under runs/optimizers/ and skipped when present; SST-2 uses chapter 3's "Overall" template.
 """
 from __future__ import annotations
 

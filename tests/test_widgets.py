@@ -108,3 +108,31 @@ def test_runners_show_the_notebooks_run_first_then_run_through_the_registry(monk
     bk.course.widgets.bbtv2_runner(lm, "sst2", split)
     bk.course.widgets.dfo_lora_tuner(lm, split)
     assert capsys.readouterr().out.count("Press Run") == 2
+
+
+def test_the_optimizer_explorer_reads_the_cached_table_and_cuts_it_at_the_budget(tmp_path):
+    import numpy as np
+
+    from bbtkit.course import optimizer_table as ot
+    from bbtkit.course.explorers import draw_optimizers
+
+    for name, seed, late in [("cma", 13, 0.9), ("cma", 42, 0.7), ("DE", 13, 0.6)]:
+        bk.Result(method="bbt", task="sst2", model="m", config={}, z=np.zeros((0, 1)), projections=[], n_tokens=0,
+                  hidden=1, layers=[], num_layers=1, position="auto", test_metric=0.7, dev_metric=max(0.5, late),
+                  api_calls=40, history=[{"calls": 0, "dev_metric": 0.5, "best_loss": None},
+                                         {"calls": 20, "best_loss": 0.8, "dev_metric": None},
+                                         {"calls": 40, "best_loss": 0.6, "dev_metric": late}]).save(
+            tmp_path / "s" / name / f"sst2-{seed}")
+    table = ot.load_table(tmp_path, "s", optimizers=("cma", "DE", "PSO"), tasks=("sst2",))
+    assert set(table) == {"cma", "DE"} and table["cma"]["sst2"]["seeds"] == 2
+    assert table["cma"]["sst2"]["dev"] == (0.9 + 0.7) / 2 and table["DE"]["sst2"]["calls"] == 40
+    left, right = draw_optimizers(table, "sst2", ["cma", "DE"], 40, {"cma": "CMA-ES"})
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["CMA-ES (2)", "DE (1)"]
+    assert [p.get_height() for p in right.patches] == [(0.9 + 0.7) / 2, 0.6]
+    _, early = draw_optimizers(table, "sst2", ["cma", "DE"], 30)  # by 30 calls only the start's dev was seen
+    assert [p.get_height() for p in early.patches] == [0.5, 0.5]
+    ui = bk.course.widgets.optimizer_explorer(table, ["sst2"])
+    controls = {c.description: c for c in ui.widget.children[:-1]}
+    assert controls["API calls"].max == 40
+    controls["optimizers"].value = ("DE",)
+    controls["API calls"].value = 20

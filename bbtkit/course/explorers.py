@@ -189,3 +189,44 @@ def answer_explorer(model, task, extraction: list[dict], text: str = "a gorgeous
 
     return W.interact(draw, text=W.Text(value=text, description="input", layout=W.Layout(width="80%")),
                       answers=["full", "top", "rounded"], decimals=W.IntSlider(value=1, min=0, max=3))
+
+
+def draw_optimizers(table: dict, task: str, chosen, budget: int, labels: dict | None = None):
+    """Left: each chosen optimizer's lowest training loss so far against API calls up to ``budget`` (mean over
+    seeds, band min to max); right: its best dev metric so far at ``budget`` (mean and each seed). ``table``:
+    ``optimizer_table.load_table()``. Returns the two axes."""
+    labels = labels or {}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3), gridspec_kw={"width_ratios": [1.5, 1]})
+    grid = np.arange(0, budget + 1, 10)
+    from .plots import seed_curves
+
+    runs = {labels.get(n, n): table[n][task]["runs"] for n in chosen if task in table.get(n, {})}
+    seed_curves(runs, "best_loss", grid, min, ax=left, title=f"{task}: training loss, {budget} calls",
+                ylabel="lowest training loss so far")
+    for i, (name, results) in enumerate(runs.items()):
+        dev = [so_far(r.history, "dev_metric", [budget], max)[0] for r in results]
+        right.scatter([i] * len(dev), dev, s=12, color="grey")
+        right.bar(i, np.nanmean(dev), 0.6, alpha=0.7)
+    right.set_xticks(range(len(runs)), list(runs), rotation=30, ha="right", fontsize=8)
+    right.set(ylabel=f"best dev metric by {budget} calls", ylim=(0, 1))
+    fig.tight_layout()
+    return left, right
+
+
+def optimizer_explorer(table: dict, tasks, labels: dict | None = None, shown=("cma", "random", "NGOpt")):
+    """Pick a task, optimizers and a budget: their curves and dev metrics from the cached runs of
+    ``benchmarks/optimizers.py`` (nothing is run, so it answers at once)."""
+    import ipywidgets as W
+
+    names = [n for n in table if any(t in table[n] for t in tasks)]
+    first = tuple(n for n in shown if n in names) or tuple(names[:3])
+    most = max(int(r.api_calls) for n in names for t in table[n] for r in table[n][t]["runs"])
+
+    def draw(task=tasks[0], chosen=first, budget=most):
+        draw_optimizers(table, task, chosen, budget, labels)
+        plt.show()
+
+    return W.interact(draw, task=list(tasks),
+                      chosen=W.SelectMultiple(options=[((labels or {}).get(n, n), n) for n in names], value=first,
+                                              rows=min(8, len(names)), description="optimizers"),
+                      budget=W.IntSlider(value=most, min=20, max=most, step=10, description="API calls"))

@@ -201,5 +201,5 @@ def ipl_explorer(model, prompt, task: str = "sst2", position: str = "auto",
     return ui
 
 
-from .explorers import board_explorer, calibration_explorer, eot_explorer  # noqa: E402  (notebooks 05, 07, 10)
+from .explorers import board_explorer, calibration_explorer, eot_explorer, optimizer_explorer  # noqa: E402  (notebooks 03, 05, 07, 10)
 from .runners import bbt_runner, bbtv2_runner, dfo_lora_tuner  # noqa: E402  (notebooks 03, 04 and 09)

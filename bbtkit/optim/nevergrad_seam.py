@@ -91,10 +91,18 @@ class Nevergrad:
         return {}
 
     def summary(self) -> dict:
-        """What the result's stop record keeps: the optimizer, and the one NGOpt-like selectors chose."""
-        chosen = getattr(self.opt, "optim", None)
-        inner = getattr(chosen, "name", None) or (type(chosen).__name__.lstrip("_") if chosen is not None else None)
-        return {"nevergrad": self.name if inner is None or inner == self.name else f"{self.name} -> {inner}"}
+        """What the result's stop record keeps: the optimizer, and what a selector (NGOpt) chose, down the chain
+        of wrappers (NGOpt -> MetaModel -> CMA: a quadratic surrogate around nevergrad's CMA-ES)."""
+        chain, inner = [self.name], self.opt
+        for _ in range(4):
+            inner = getattr(inner, "optim", None) or getattr(inner, "_optim", None)
+            if inner is None:
+                break
+            name = str(getattr(inner, "name", type(inner).__name__)).lstrip("_").removeprefix("Parametrized")
+            name = name.removesuffix("()")
+            if name != chain[-1]:
+                chain.append(name)
+        return {"nevergrad": " -> ".join(chain)}
 
     def final(self) -> np.ndarray:
         """nevergrad's recommendation (its best estimate of the optimum)."""
