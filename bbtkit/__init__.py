@@ -15,6 +15,7 @@ from .methods.bbtv2 import BBTv2Config, run_bbtv2
 from .tuning.calibration import Calibration
 from .methods.dfo_lora import DFOLoRAConfig, run_dfo_lora
 from .methods.eot import EoTConfig, ReasoningResult, run_eot, run_reasoning
+from .methods.bbt_generation import GenerationConfig, run_bbt_generation
 from .methods.evoprompt import EvoPromptConfig, run_evoprompt
 from .methods.ipl import IPLConfig, run_ipl
 from .course.leaderboard import load_leaderboard

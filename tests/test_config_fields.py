@@ -14,7 +14,7 @@ from bbtkit.fields import check_fields
 from bbtkit.methods.random_search import RandomSearchConfig
 
 CONFIGS = [bk.BBTConfig, bk.BBTv2Config, bk.AJOConfig, RandomSearchConfig, bk.ZOConfig, bk.IPLConfig, PromptConfig,
-           bk.MeZOConfig, bk.DFOLoRAConfig, bk.EvoPromptConfig, bk.EoTConfig]
+           bk.MeZOConfig, bk.DFOLoRAConfig, bk.EvoPromptConfig, bk.EoTConfig, bk.GenerationConfig]
 
 
 def _kinds(tp) -> set:

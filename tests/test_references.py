@@ -1,6 +1,8 @@
 """The generation scoring call: the reference's per-token log-probabilities under candidate prompts equal
 those of a plain teacher-forced forward (the full model on the whole sequence, one example at a time), for
 prompts before and after the input, with and without the context cache; calls are counted and budgeted."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +72,50 @@ def test_bad_pairs_are_refused_with_a_sentence():
     with pytest.raises(ValueError, match="causal LM"):
         mlm = bk.tiny_model("roberta")
         ReferenceScorer(mlm, bk.get_task("sst2"), examples, REFERENCES, position="before").forward_for(0)
+
+
+@pytest.mark.parametrize("position", ["after", "before"])
+def test_greedy_generation_under_a_prompt_is_transformers_greedy_search_on_the_same_embeddings(position):
+    from bbtkit.model.prompted_generation import greedy_with_prompt
+
+    lm = bk.tiny_model("llama")
+    task, n = task_for(lm), 2
+    examples = Examples([Example(t, None, 0) for t in INPUTS], name="qa")
+    prompt = 4 * torch.randn(n, lm.hidden_size, generator=torch.Generator().manual_seed(1))
+    got = greedy_with_prompt(lm, task, examples, prompt, position=position, max_new_tokens=5, stop=(), batch_size=2)
+    for text, ex in zip(got, examples):
+        e = encode_example(lm, task, ex, n, position)
+        embeds = lm.embeddings(torch.tensor(e.ids)[None]).clone()
+        embeds[0, e.prompt] += prompt
+        ids = lm.model.generate(inputs_embeds=embeds, attention_mask=torch.ones(1, len(e.ids), dtype=torch.long),
+                                max_new_tokens=5, do_sample=False, pad_token_id=lm.pad_id)[0]
+        ids = [t for t in ids.tolist() if t != lm.tokenizer.eos_token_id]
+        assert text == lm.tokenizer.decode(ids, skip_special_tokens=True).strip()
+    if position == "after":  # next to the answer the prompt changes what is written (before, this tiny model
+        plain = greedy_with_prompt(lm, task, examples, None, position=position, max_new_tokens=5, stop=())
+        assert plain != got  # writes ": : :" whatever comes first)
+
+
+def test_bbt_for_generation_tunes_within_its_budget_and_answers_the_same_test_problems_with_and_without():
+    from bbtkit.data.reasoning import Problem, ReasoningSet
+    from bbtkit.methods.bbt_generation import GenerationConfig, mean_nll, run_bbt_generation, split_problems
+
+    problems = ReasoningSet("toy", "number", [Problem(f"what is {k} plus one", str(k + 1)) for k in range(14)])
+    cfg = GenerationConfig(n_prompt_tokens=2, intrinsic_dim=6, popsize=4, budget=16, eval_every=8, train_size=4,
+                           dev_size=3, test_size=5, max_new_tokens=3, seed=7)
+    train, dev, test = split_problems(problems, cfg)
+    assert {p.question for p in train} & {p.question for p in dev} == set() and len(test) == 5
+    other = split_problems(problems, dataclasses.replace(cfg, seed=8))
+    assert other[2].problems == test.problems and other[0].problems != train.problems  # test fixed, train per seed
+    tuned, untuned, trace = run_bbt_generation(bk.tiny_model("llama"), problems, cfg)
+    assert trace.calls == 16 and tuned.calls == 16 + 5 and untuned.calls == 5
+    assert [t["question"] for t in tuned.traces] == [t["question"] for t in untuned.traces] == [p.question for p in test]
+    assert trace.history[0]["calls"] == 0 and trace.history[0]["dev_metric"] is not None  # the start competes
+    assert trace.best_loss <= trace.history[1]["best_loss"]
+    assert mean_nll(np.array([[[-1.0, np.nan], [-2.0, -3.0]]])).tolist() == [2.0]  # per reference token
+    with pytest.raises(ValueError, match="fewer than train_size"):
+        split_problems(problems, dataclasses.replace(cfg, test_size=10))
+    with pytest.raises(ValueError, match="end with \\{mask\\}"):
+        GenerationConfig(template="Q: {text_a}")
+    with pytest.raises(ValueError, match="loss='ce'"):
+        GenerationConfig(loss="hinge")

@@ -65,3 +65,15 @@ class ReferenceScorer:
         self.calls += pop
         self.call_seconds += [(time.perf_counter() - t0) / pop] * pop
         return out
+
+
+def generate_with_prompt(model, task, examples: Examples, prompt=None, *, position: str = "auto",
+                         max_new_tokens: int = 8, stop=("\n",), batch_size: int = 16) -> list[str]:
+    """What the service writes under a continuous prompt ((n, H), or None: the template alone): the greedy
+    continuation of each example's template, cut before a stop string (``model.prompted_generation``)."""
+    if getattr(model, "remote", False):
+        raise NotImplementedError("The class server does not serve generation under a continuous prompt yet.")
+    from ..model.prompted_generation import greedy_with_prompt
+
+    return greedy_with_prompt(model, get_task(task), examples, prompt, position=resolve_position(model, position),
+                              max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)

@@ -79,7 +79,7 @@ class ReferenceForward:
         return torch.cat(out).cpu()
 
     def _hidden(self, shallow, p: int) -> torch.Tensor:
-        lm, B = self.lm, self.batch
+        lm = self.lm
         embeds = inject.embed(lm, self.ids).repeat(p, 1, 1)
         if shallow is not None:
             embeds = inject.add_at(embeds, self.prompt_pos.repeat(p, 1), shallow)
