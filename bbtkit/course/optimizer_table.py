@@ -20,7 +20,10 @@ import numpy as np
 from . import leaderboard as lb
 from ..data.tasks import get_task
 from ..methods.bbt import BBTConfig, run_bbt
+from ..checksums import as_json
+from ..methods.registry import METHODS
 from ..tuning.result_builder import load_result
+from .shared_runs import same_config
 
 OPTIMIZERS = ("cma", "random", "fireworks", "DE", "PSO", "OnePlusOne", "TBPSA", "NGOpt")
 LABELS = {"cma": "CMA-ES (pycma)", "random": "random search", "fireworks": "fireworks", "DE": "DE",
@@ -43,10 +46,11 @@ def setting(model, budget: int = BUDGET, test_size: int | None = lb.TEST_SIZE) -
     return lb.setting(model, 1, test_size).rsplit("_scale", 1)[0] + f"_calls{int(budget)}"
 
 
-def path(name: str, task: str, seed: int, setting_name: str = CPU_SETTING, root=ROOT) -> Path:
-    """Where the run is cached: its own folder, or the identical run that another benchmark made."""
-    own = Path(root) / setting_name / name / f"{get_task(task).name}-{seed}"
-    if (own / "result.json").exists() or Path(root) != ROOT:
+def path(name: str, task: str, seed: int, setting_name: str = CPU_SETTING, root=None) -> Path:
+    """Where the run is cached (under root, ``ROOT`` by default): its own folder, or the identical run that
+    another benchmark made (looked for only under the default root)."""
+    own = Path(root or ROOT) / setting_name / name / f"{get_task(task).name}-{seed}"
+    if (own / "result.json").exists() or root is not None and Path(root) != ROOT:
         return own
     return next((p for p in _elsewhere(name, task, seed, setting_name) if _same_run(p, name, seed)), own)
 
@@ -62,15 +66,13 @@ def _elsewhere(name: str, task: str, seed: int, setting_name: str) -> list[Path]
 
 
 def _same_run(where: Path, name: str, seed: int) -> bool:
-    """Whether the result saved at ``where`` was made with ``config(name, seed)`` (a field it predates at its
-    default counts as equal) and the table's test size."""
+    """Whether the result saved at ``where`` was made with this table's config (the registry row's preset at
+    this budget: ``config(name, seed)`` in that row's config class) and the table's test size."""
     if not (where / "result.json").exists():
         return False
-    res, want = load_result(where), dataclasses.asdict(config(name, seed))
-    if name == "random":
-        want.pop("optimizer")  # RandomSearchConfig's own default
-    have = {**{k: v for k, v in want.items() if k not in res.config}, **res.config}
-    return have == want and res.test_size == lb.TEST_SIZE
+    want = dataclasses.replace(METHODS[ROWS[name]].config.cpu_quick(seed), budget=BUDGET)
+    res = load_result(where)
+    return same_config(res.config, as_json(dataclasses.asdict(want)), want) and res.test_size == lb.TEST_SIZE
 
 
 def task_for(model, task: str):
@@ -80,7 +82,7 @@ def task_for(model, task: str):
 
 
 def run_cell(model, name: str, task: str, seed: int, *, budget: int = BUDGET, test_size: int | None = lb.TEST_SIZE,
-             root=ROOT, recompute: bool = False, display: bool = False):
+             root=None, recompute: bool = False, display: bool = False):
     """One cell: loaded when cached (unless ``recompute``), else run with ``config(name, seed, budget)`` and saved."""
     where = path(name, task, seed, setting(model, budget, test_size), root)
     if (where / "result.json").exists() and not recompute:
@@ -105,7 +107,7 @@ def curve(res, key: str = "best_loss") -> tuple[np.ndarray, np.ndarray]:
     return calls, best
 
 
-def load_table(root=ROOT, setting_name: str = CPU_SETTING, optimizers=OPTIMIZERS, tasks=TASKS,
+def load_table(root=None, setting_name: str = CPU_SETTING, optimizers=OPTIMIZERS, tasks=TASKS,
                seeds=lb.SEEDS) -> dict:
     """{optimizer: {task: {"mean", "std", "seeds", "dev", "calls", "minutes", "runs"}}} over the cached seeds."""
     table: dict = {}

@@ -43,19 +43,26 @@ def fingerprint(run, model, task, split, cfg) -> dict:
 def differs(saved: Result, want: dict, cfg=None) -> str | None:
     """Why a saved run is not the one wanted (the first part that differs), or None when it is.
 
-    With the wanted ``cfg``, a config field that the saved run does not record (one added to the config
-    class since) counts as equal when the wanted value is the field's default: a field is only ever added
-    with the default that does what the package did before it existed (``BBTConfig.optimizer = "cma"``)."""
+    With the wanted ``cfg``, its config is compared by ``same_config``."""
     have = saved.extra.get("fingerprint")
     if not have:
         return "it records no fingerprint"
     for part in ("run", "model", "dtype", "task", "split", "config"):
         mine = have.get(part)
         if part == "config" and cfg is not None and isinstance(mine, dict):
-            mine = {**{k: v for k, v in want[part].items() if k not in mine and v == _default(cfg, k)}, **mine}
-        if mine != want[part]:
+            if not same_config(mine, want[part], cfg):
+                return "its config differs"
+        elif mine != want[part]:
             return f"its {part} differs"
     return None
+
+
+def same_config(saved: dict, want: dict, cfg) -> bool:
+    """Whether a saved config equals ``want`` (``cfg`` as JSON). A field the saved one does not record (added
+    to the config class since) counts as equal when the wanted value is the field's default: a field is only
+    ever added with the default that does what the package did before it existed (``BBTConfig.optimizer``)."""
+    added = {k: v for k, v in want.items() if k not in saved and v == _default(cfg, k)}
+    return {**added, **saved} == want
 
 
 def _default(cfg, name: str):
