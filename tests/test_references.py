@@ -96,7 +96,7 @@ def test_greedy_generation_under_a_prompt_is_transformers_greedy_search_on_the_s
         assert plain != got  # writes ": : :" whatever comes first)
 
 
-def test_bbt_for_generation_tunes_within_its_budget_and_answers_the_same_test_problems_with_and_without():
+def test_bbt_for_generation_tunes_within_its_budget_and_answers_the_same_test_problems_with_and_without(tmp_path):
     from bbtkit.data.reasoning import Problem, ReasoningSet
     from bbtkit.methods.bbt_generation import GenerationConfig, mean_nll, run_bbt_generation, split_problems
 
@@ -108,6 +108,8 @@ def test_bbt_for_generation_tunes_within_its_budget_and_answers_the_same_test_pr
     other = split_problems(problems, dataclasses.replace(cfg, seed=8))
     assert other[2].problems == test.problems and other[0].problems != train.problems  # test fixed, train per seed
     tuned, untuned, trace = run_bbt_generation(bk.tiny_model("llama"), problems, cfg)
+    again = bk.ReasoningResult.load(tuned.save(tmp_path / "tuned.json"))  # a run saves and reads back whole
+    assert again.traces == tuned.traces and again.calls == tuned.calls
     assert trace.calls == 16 and tuned.calls == 16 + 5 and untuned.calls == 5
     assert [t["question"] for t in tuned.traces] == [t["question"] for t in untuned.traces] == [p.question for p in test]
     assert trace.history[0]["calls"] == 0 and trace.history[0]["dev_metric"] is not None  # the start competes

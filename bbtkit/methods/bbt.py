@@ -100,7 +100,7 @@ def run_shallow(method: str, make_optimizer, model, task, split, cfg: BBTConfig,
     loss = Loss(task, cfg.loss, calib.for_objective(cfg.calibration, model, task, split.train, train.position))
     dev = DevScore(space, dev_api, task, model, split.train, cfg.calibration, train.position)
     trace = tune(lambda X: loss(space.ask(train, X)), make_optimizer(cfg), budget=cfg.budget, api=train,
-                 dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method}{optimizer_tag(cfg)} {task.name}",
+                 dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method}{optimizer_tag(cfg, method)} {task.name}",
                  checkpoint=checkpoint, resume=resume, fingerprint={"method": method, **asdict(cfg)},
                  select_se=cfg.select_se)
     return to_result(method, model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test)
@@ -112,10 +112,11 @@ def make_optimizer(cfg: BBTConfig):
                 budget=cfg.budget, bound=cfg.bound)
 
 
-def optimizer_tag(cfg) -> str:
-    """" (DE)" for a run whose optimizer is not its method's default, for progress bars; else ""."""
+def optimizer_tag(cfg, method: str) -> str:
+    """" (DE)" for a run whose optimizer is neither its config's default nor the method's name, for progress
+    bars; else ""."""
     name = getattr(cfg, "optimizer", None)
-    return "" if name in (None, type(cfg).optimizer) else f" ({name})"
+    return "" if name in (None, method, getattr(type(cfg), "optimizer", None)) else f" ({name})"
 
 
 def run_bbt(model, task, split, cfg: BBTConfig | None = None, *, display: bool = True, callback=None,

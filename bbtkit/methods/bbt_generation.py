@@ -92,9 +92,16 @@ def answer(model, task, problems: ReasoningSet, prompt, cfg: GenerationConfig, m
     for p, out in zip(problems, outs):
         pred = extract_answer(out, problems.kind)
         traces.append({"question": p.question, "answer": p.answer, "prediction": pred,
-                       "correct": is_correct(pred, p.answer, problems.kind), "steps": [{"name": "answer", "output": out}]})
+                       "correct": is_correct(pred, p.answer, problems.kind),
+                       "steps": [{"step": "answer", "prompt": _asked(cfg.template, p.question, prompt), "output": out}]})
     return ReasoningResult(method, problems.name, problems.kind, model.name, dataclasses.asdict(cfg), traces,
                            calls=len(problems), seconds=time.perf_counter() - t0)
+
+
+def _asked(template: str, question: str, prompt) -> str:
+    """The text the model reads for one problem (the template with the question), and whether a prompt was added."""
+    text = template.replace("{text_a}", question).split("{mask}")[0].rstrip()
+    return text + ("" if prompt is None else f"   [+ a tuned prompt on the last {len(prompt)} tokens]")
 
 
 def mean_nll(scores) -> np.ndarray:
