@@ -100,7 +100,8 @@ def run_shallow(method: str, make_optimizer, model, task, split, cfg: BBTConfig,
     loss = Loss(task, cfg.loss, calib.for_objective(cfg.calibration, model, task, split.train, train.position))
     dev = DevScore(space, dev_api, task, model, split.train, cfg.calibration, train.position)
     trace = tune(lambda X: loss(space.ask(train, X)), make_optimizer(cfg), budget=cfg.budget, api=train,
-                 dev=dev, eval_every=cfg.eval_every, callback=callback, display=display, desc=f"{method}{optimizer_tag(cfg, method)} {task.name}",
+                 dev=dev, eval_every=cfg.eval_every, callback=callback, display=display,
+                 desc=f"{method}{optimizer_tag(cfg, method)} {task.name}",
                  checkpoint=checkpoint, resume=resume, fingerprint={"method": method, **asdict(cfg)},
                  select_se=cfg.select_se)
     return to_result(method, model, task, split, cfg, space, trace, train, t0, evaluate_test=evaluate_test)

@@ -34,7 +34,7 @@ from .bbt import BBTConfig, make_projection
 from ..fields import check_fields
 from ..tuning.loop import to_result, tune
 from ..tuning.objectives import DevScore, Loss, train_and_dev
-from ..optim.by_name import make
+from ..optim.by_name import make_layerwise
 from ..optim.optimizers import Layerwise
 from ..runtime import set_seed
 from ..tuning.spaces import DeepPrompt
@@ -132,14 +132,6 @@ def round_note(cfg, num_layers: int) -> str | None:
             f"{fewer}.")
 
 
-def layerwise(cfg, layers: list[int]) -> Layerwise:
-    """One optimizer per prompted layer (``cfg.optimizer``, CMA-ES by default: BBTv2's ``LayerwiseCMA``), seeded
-    seed + layer; each is told it gets an even share of the budget."""
-    share = -(-cfg.budget // len(layers))
-    return Layerwise([make(cfg.optimizer, cfg.intrinsic_dim, popsize=cfg.popsize, sigma=cfg.sigma, seed=cfg.seed + l,
-                           budget=max(share, cfg.popsize), bound=cfg.bound) for l in layers], names=layers)
-
-
 def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
     """The pieces BBTv2 and AJO share (notebook 06 builds AJO's loop from them)."""
     task = get_task(task)
@@ -160,7 +152,8 @@ def setup(model, task, split, cfg: BBTv2Config, name: str = "BBTv2") -> Pieces:
     scales = train.value_scales(n, deep=True)
     projs = [make_projection(cfg, model, n * H, float(scales[l]), cfg.seed + l) for l in layers]
     space = DeepPrompt(projs, layers, L, n, H)
-    opt = layerwise(cfg, layers)
+    opt = make_layerwise(cfg.optimizer, cfg.intrinsic_dim, layers, popsize=cfg.popsize, sigma=cfg.sigma, seed=cfg.seed,
+                         budget=cfg.budget, bound=cfg.bound)
     return Pieces(task, train, dev_api, scales, space, opt, [note] if note else [])
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 from ..api.blackbox import BlackBoxLM
 from ..fields import check_fields
-from ..optim.by_name import check_optimizer, make
+from ..optim.by_name import check_optimizer, make_layerwise
 from ..tuning.loop import to_result, tune
 from ..tuning.objectives import LOSSES, DevScore, Loss, train_and_dev
 from ..optim.optimizers import Layerwise
@@ -135,12 +135,11 @@ def make_space(cfg: DFOLoRAConfig, api: BlackBoxLM, layers: list[int]) -> LoRASp
 def make_optimizer(cfg: DFOLoRAConfig, layers: list[int]) -> Layerwise:
     """One optimizer per adapted layer, seeded seed + layer: ``cfg.optimizer`` with the fw_ settings for
     fireworks (in [-fw_bound, fw_bound]^d), each told it gets an even share of the budget."""
-    share = -(-cfg.budget // len(layers))
     fw = dict(fireworks=cfg.fw_fireworks, sparks=cfg.fw_sparks, gaussian=cfg.fw_gaussian,
               min_amplitude=cfg.fw_min_amplitude)
-    bound = cfg.fw_bound if cfg.optimizer == "fireworks" else cfg.bound
-    return Layerwise([make(cfg.optimizer, cfg.intrinsic_dim, popsize=cfg.popsize, sigma=cfg.sigma, seed=cfg.seed + l,
-                           budget=max(share, cfg.popsize), bound=bound, fireworks=fw) for l in layers], names=layers)
+    return make_layerwise(cfg.optimizer, cfg.intrinsic_dim, layers, popsize=cfg.popsize, sigma=cfg.sigma,
+                          seed=cfg.seed, budget=cfg.budget,
+                          bound=cfg.fw_bound if cfg.optimizer == "fireworks" else cfg.bound, fireworks=fw)
 
 
 def run_dfo_lora(model, task, split, cfg: DFOLoRAConfig | None = None, *, display: bool = True, callback=None,

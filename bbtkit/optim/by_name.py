@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .fireworks import Fireworks
 from .nevergrad_seam import Nevergrad, check_name
-from .optimizers import CMA
+from .optimizers import CMA, Layerwise
 from .random_search import RandomSearch
 
 BUILTIN = ("cma", "fireworks", "random")
@@ -28,3 +28,12 @@ def make(name: str, dim: int, *, popsize: int, sigma: float, seed: int, budget: 
     if name == "fireworks":
         return Fireworks(dim, bound or 2.0 * sigma, seed=seed, x0=x0, **(fireworks or {}))
     return Nevergrad(name, dim, budget, seed, popsize, sigma, bound, x0)
+
+
+def make_layerwise(name: str, dim: int, layers, *, popsize: int, sigma: float, seed: int, budget: int,
+                   bound: float | None = None, fireworks: dict | None = None):
+    """``Layerwise`` with one ``make(name, ...)`` per block (BBTv2's prompted layers, DFO-LoRA's adapted ones),
+    seeded seed + layer, each told it gets an even share of the budget (with CMA-ES: BBTv2's LayerwiseCMA)."""
+    share = max(-(-budget // len(layers)), popsize)
+    return Layerwise([make(name, dim, popsize=popsize, sigma=sigma, seed=seed + l, budget=share, bound=bound,
+                           fireworks=fireworks) for l in layers], names=list(layers))
