@@ -21,7 +21,8 @@ def test_another_tables_identical_run_is_used_and_a_different_one_is_not(tmp_pat
     zo = tmp_path / "zo" / "smollm2-135m_float32_test500_scale0.0375"
     _saved(zo / "bbt" / "agnews-13", dataclasses.replace(bk.BBTConfig.cpu_quick(13), budget=300))       # the same run
     _saved(zo / "bbt" / "agnews-42", dataclasses.replace(bk.BBTConfig.cpu_quick(42), budget=400))       # another budget
-    _saved(zo / "bbt" / "agnews-100", dataclasses.replace(bk.BBTConfig.cpu_quick(100), budget=300), test_size=200)
+    _saved(tmp_path / "zo" / "smollm2-135m_float32_test200_scale0.0375" / "bbt" / "agnews-100",
+           dataclasses.replace(bk.BBTConfig.cpu_quick(100), budget=300), test_size=200)      # another test size
     from bbtkit.methods.random_search import RandomSearchConfig
     _saved(zo / "random" / "agnews-13", dataclasses.replace(RandomSearchConfig.cpu_quick(13), budget=300))
     _saved(zo / "bbt" / "sst2-13", dataclasses.replace(bk.BBTConfig.cpu_quick(13), budget=300))       # another template
@@ -32,4 +33,6 @@ def test_another_tables_identical_run_is_used_and_a_different_one_is_not(tmp_pat
     assert ot.path("cma", "agnews", 100) == own / "cma" / "agnews-100"
     assert ot.path("cma", "sst2", 13) == own / "cma" / "sst2-13"
     assert ot.path("DE", "agnews", 13) == own / "DE" / "agnews-13"  # no other table runs DE
+    at400 = ot.CPU_SETTING.replace("calls300", "calls400")  # another budget's cell: the 300-call run is not it
+    assert ot.path("cma", "agnews", 13, at400) == ot.ROOT / at400 / "cma" / "agnews-13"
     assert ot.load_table(optimizers=("cma", "random"), tasks=("agnews",), seeds=(13,))["cma"]["agnews"]["seeds"] == 1

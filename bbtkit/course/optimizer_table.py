@@ -52,7 +52,8 @@ def path(name: str, task: str, seed: int, setting_name: str = CPU_SETTING, root=
     own = Path(root or ROOT) / setting_name / name / f"{get_task(task).name}-{seed}"
     if (own / "result.json").exists() or root is not None and Path(root) != ROOT:
         return own
-    return next((p for p in _elsewhere(name, task, seed, setting_name) if _same_run(p, name, seed)), own)
+    budget = int(setting_name.rsplit("_calls", 1)[1])
+    return next((p for p in _elsewhere(name, task, seed, setting_name) if _same_run(p, name, seed, budget)), own)
 
 
 def _elsewhere(name: str, task: str, seed: int, setting_name: str) -> list[Path]:
@@ -65,14 +66,14 @@ def _elsewhere(name: str, task: str, seed: int, setting_name: str) -> list[Path]
     return [folder / row / f"{task}-{seed}" for folder in sorted(lb.ROOT.parent.glob(f"*/{base}_scale*"))]
 
 
-def _same_run(where: Path, name: str, seed: int) -> bool:
-    """Whether the result saved at ``where`` was made with this table's config (the registry row's preset at
-    this budget: ``config(name, seed)`` in that row's config class) and the table's test size."""
+def _same_run(where: Path, name: str, seed: int, budget: int) -> bool:
+    """Whether the result saved at ``where`` was made with this table's config at ``budget`` calls (the registry
+    row's preset: ``config(name, seed, budget)`` in that row's config class); the folder names the model, dtype
+    and test size."""
     if not (where / "result.json").exists():
         return False
-    want = dataclasses.replace(METHODS[ROWS[name]].config.cpu_quick(seed), budget=BUDGET)
-    res = load_result(where)
-    return same_config(res.config, as_json(dataclasses.asdict(want)), want) and res.test_size == lb.TEST_SIZE
+    want = dataclasses.replace(METHODS[ROWS[name]].config.cpu_quick(seed), budget=budget)
+    return same_config(load_result(where).config, as_json(dataclasses.asdict(want)), want)
 
 
 def task_for(model, task: str):
