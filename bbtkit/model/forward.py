@@ -35,12 +35,7 @@ class Forward:
                 raise ValueError("With position='after', the template after the last input field must tokenise "
                                  "the same for every example; use position='before' for this template.")
             self.tail = torch.tensor(next(iter(tails)), device=lm.device)  # (tail,)
-            ctx = pad_batch([type(e)(e.ids[:e.context], 0, [], e.context) for e in enc], lm.pad_id, "left")
-            self.ctx_mask = ctx.mask.to(lm.device)  # (batch, ctx)
-            with torch.no_grad():
-                _, cache = inject.run_layers(lm, inject.embed(lm, ctx.ids), ctx.mask, lm.position_ids(ctx.mask),
-                                             past=_new_cache(lm))
-            self.context_kv = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (batch, heads, ctx, d)
+            ctx, self.ctx_mask, self.context_kv = context_cache(lm, enc)  # mask (batch, ctx); kv per layer
             full = torch.cat([self.ctx_mask, torch.ones(len(enc), len(self.tail), dtype=torch.long,
                                                         device=lm.device)], 1)
             self.tail_pos = lm.position_ids(full)[:, ctx.ids.shape[1]:]  # (batch, tail)
@@ -180,6 +175,16 @@ class Forward:
         mask = torch.cat([torch.ones(p * B, P, dtype=torch.long, device=lm.device), self.mask[:, P:].repeat(p, 1)], 1)
         h, _ = inject.run_layers(lm, self.base_embeds[:, P:].repeat(p, 1, 1), mask, self.pos[:, P:].repeat(p, 1), past=past)
         return h[torch.arange(p * B, device=h.device), (self.answer - P).repeat(p)]
+
+
+@torch.no_grad()
+def context_cache(lm, enc):
+    """The inputs' keys and values, computed once (the context cache): the encoded examples' tokens up to
+    their context end, left-padded. Returns (the padded batch, its mask, [(keys, values)] per layer, each
+    (batch, heads, ctx, d))."""
+    ctx = pad_batch([type(e)(e.ids[:e.context], 0, [], e.context) for e in enc], lm.pad_id, "left")
+    _, cache = inject.run_layers(lm, inject.embed(lm, ctx.ids), ctx.mask, lm.position_ids(ctx.mask), past=_new_cache(lm))
+    return ctx, ctx.mask.to(lm.device), [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _shared_prefix(enc) -> int:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from . import inject
-from .forward import _new_cache
-from .templates import encode_example, pad_batch
+from .forward import _new_cache, context_cache
+from .templates import encode_example
 
 
 class ReferenceForward:
@@ -39,12 +39,7 @@ class ReferenceForward:
         self.context_cached = (position == "after" and use_cache and min(e.context for e in enc) > 0
                                and len(tails) == 1)
         if self.context_cached:  # the input's keys and values once; each candidate runs tail + reference
-            ctx = pad_batch([type(e)(e.ids[:e.context], 0, [], e.context) for e in enc], lm.pad_id, "left")
-            self.ctx_mask = ctx.mask.to(lm.device)
-            with torch.no_grad():
-                _, cache = inject.run_layers(lm, inject.embed(lm, ctx.ids), ctx.mask, lm.position_ids(ctx.mask),
-                                             past=_new_cache(lm))
-            self.context_kv = [(layer.keys, layer.values) for layer in cache.layers]
+            _, self.ctx_mask, self.context_kv = context_cache(lm, enc)
             tail = list(next(iter(tails)))
             seqs = [tail + r[:-1] for r in refs]
             self.prompt_pos = (torch.tensor(enc[0].prompt) - enc[0].context).expand(self.batch, n_prompt)
