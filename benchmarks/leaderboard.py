@@ -6,11 +6,14 @@ dtype, test size and scale) and skipped when present, so the
 table can be filled over several sittings; it prints the table from whatever is cached.
 
     python benchmarks/leaderboard.py [--methods ...] [--tasks ...] [--seeds ...] [--scale 0.1] [--device cuda]
-        [--workers N] [--deadline-min M]
+        [--workers N] [--deadline-min M] [--ray [ADDRESS]] [--cpus-per-cell N] [--gpus-per-cell G]
 
 --workers N runs the missing cells in N processes that share the device, longest first: a 135M model
 leaves a GPU mostly idle, so on one GPU 8 workers fill the table several times faster than one.
 --deadline-min M starts no new cell after M minutes (what finished is cached; run again to go on).
+--ray [ADDRESS] runs each missing cell as a Ray task on the cluster at ADDRESS (none: this machine's, or a
+new local one), one GPU per cell where it has GPUs (--gpus-per-cell 0.25 packs four), else --cpus-per-cell;
+the driver saves each result as it arrives (bbtkit.course.fan_out; needs pip install -e ".[cluster]").
 """
 from __future__ import annotations
 
@@ -18,13 +21,12 @@ import argparse
 import multiprocessing as mp
 import os
 import time
-from pathlib import Path
 
 import bbtkit as bk
-from bbtkit.course import leaderboard as lb
+from bbtkit.course import fan_out, leaderboard as lb
+from bbtkit.model.embedded import EMBEDDED
 
 _LM = None  # one model per worker process
-_SLOW = {"evoprompt": 8.0, "dfo_lora": 2.0, "dfo_lora_fw": 2.0, "zo_gv": 2.0}  # rough cost per call, BBT = 1
 
 
 def _start_worker(device: str, dtype: str, threads: int) -> None:
@@ -43,13 +45,6 @@ def _run_cell(job: tuple) -> str:
             f"{res.api_calls:5d} calls  {res.seconds / 60:5.1f} min")
 
 
-def _missing(args, key: str) -> list[tuple[str, str, int]]:
-    """The cells not cached yet, the most expensive first (so that a pool ends its long runs early)."""
-    cells = [(m, t, s) for t in args.tasks for m in args.methods for s in args.seeds
-             if args.recompute or not (Path(args.root) / key / m / f"{bk.get_task(t).name}-{s}" / "result.json").exists()]
-    return sorted(cells, key=lambda c: -_SLOW.get(c[0], 1.0) * lb.budget(c[1], args.scale))
-
-
 def _fill(args, lm) -> None:
     stop_at = time.time() + 60 * args.deadline_min if args.deadline_min else float("inf")
     global _LM
@@ -60,7 +55,8 @@ def _fill(args, lm) -> None:
                 for s in args.seeds:
                     print(_run_cell(((m, t, s), args.scale, args.root, args.recompute, stop_at)), flush=True)
         return
-    cells = _missing(args, lb.setting(lm, args.scale, lb.TEST_SIZE))
+    cells = fan_out.missing_cells(lb.setting(lm, args.scale, lb.TEST_SIZE), args.methods, args.tasks, args.seeds,
+                                  args.root, args.scale, args.recompute)
     print(f"{len(cells)} cells to run in {args.workers} workers", flush=True)
     threads = args.threads or max(1, (os.cpu_count() or 2) // args.workers)
     jobs = [(c, args.scale, args.root, args.recompute, stop_at) for c in cells]
@@ -82,11 +78,22 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="processes sharing the device (GPU: 8)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     ap.add_argument("--deadline-min", type=float, default=None, help="start no new cell after this many minutes")
+    ap.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help="fan the missing cells out over a Ray cluster (none: this machine's, or a new local one)")
+    ap.add_argument("--cpus-per-cell", type=int, default=1, help="with --ray: CPUs per cell where there is no GPU")
+    ap.add_argument("--gpus-per-cell", type=float, default=None, help="with --ray: GPUs per cell (default 1 on a GPU cluster)")
     args = ap.parse_args()
-    lm = bk.load_model(device=args.device, dtype=args.dtype)
-    print(lm, flush=True)
-    _fill(args, lm)
-    table = bk.load_leaderboard(args.root, stats=True, setting=lb.setting(lm, args.scale, lb.TEST_SIZE))
+    if args.ray is not None:  # the driver loads no model: the workers do
+        fan_out.fill_on_ray(bk.load_model, EMBEDDED, args.methods, args.tasks, args.seeds, scale=args.scale, test_size=lb.TEST_SIZE,
+                            root=args.root, dtype=args.dtype, address=args.ray or None, cpus=args.cpus_per_cell,
+                            gpus=args.gpus_per_cell, recompute=args.recompute)
+        key = fan_out.setting_key(EMBEDDED, args.dtype, args.scale, lb.TEST_SIZE)
+    else:
+        lm = bk.load_model(device=args.device, dtype=args.dtype)
+        print(lm, flush=True)
+        _fill(args, lm)
+        key = lb.setting(lm, args.scale, lb.TEST_SIZE)
+    table = bk.load_leaderboard(args.root, stats=True, setting=key)
     tasks = [t for t in lb.TASKS if any(t in row for row in table.values())]
     print("\n| method | " + " | ".join(tasks) + " | average |")
     print("|---|" + "---|" * (len(tasks) + 1))

@@ -53,47 +53,77 @@ def config(method: str, task: str, seed: int, scale: float = CPU_SCALE):
 def setting(model, scale: float = CPU_SCALE, test_size: int | None = TEST_SIZE) -> str:
     """The cache folder's name for what decides a cell's numbers besides method, task and seed:
     the model's name, its dtype, the test size and the budget scale."""
-    name = str(model.name)
+    return setting_for(str(model.name), str(model.dtype), scale, test_size)
+
+
+def setting_for(name: str, dtype: str, scale: float = CPU_SCALE, test_size: int | None = TEST_SIZE) -> str:
+    """``setting`` from a model's name and dtype (``"float32"``, ``"torch.bfloat16"``), without the model:
+    what a driver that loads no model (the Ray fan-out) needs."""
     slug = re.sub(r"[^A-Za-z0-9._]+", "-", name).strip("-.")[-48:] or "model"
     if slug != name:  # hub names with "/" and local paths: a short hash keeps two apart
         slug += "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
-    dtype = str(model.dtype).removeprefix("torch.")
+    dtype = dtype.removeprefix("torch.")
     return f"{slug}_{dtype}_test{'all' if test_size is None else int(test_size)}_scale{float(scale):g}"
+
+
+def entry_path(root: str | Path, key: str, method: str, task: str, seed: int) -> Path:
+    """Where one cell is cached: ``root/<setting>/<method>/<task>-<seed>``."""
+    return Path(root) / key / method / f"{get_task(task).name}-{seed}"
+
+
+def _check_entry(method: str, seed, scale: float) -> int:
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; the leaderboard's methods are {', '.join(ROWS)}.")
+    if not scale > 0:
+        raise ValueError(f"scale must be a positive fraction of the report's budgets, not {scale!r}.")
+    return check_seed(seed)
 
 
 def run_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SCALE, test_size: int | None = TEST_SIZE,
               root: str | Path = ROOT, recompute: bool = False, display: bool = False) -> Result:
     """One leaderboard cell: loaded from ``root/<setting>/`` when cached there (unless ``recompute``),
     else run and saved there. Tuned methods keep their history, so calls to a dev target can be read later."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; the leaderboard's methods are {', '.join(ROWS)}.")
-    seed = check_seed(seed)
-    if not scale > 0:
-        raise ValueError(f"scale must be a positive fraction of the report's budgets, not {scale!r}.")
-    t = get_task(task)
-    key = setting(model, scale, test_size)
-    folder = Path(root) / key
-    path = folder / method / f"{t.name}-{seed}"
+    seed = _check_entry(method, seed, scale)
+    path = entry_path(root, setting(model, scale, test_size), method, task, seed)
     if (path / "result.json").exists() and not recompute:
         res = load_result(path)
         if res.model != model.name:
             raise ValueError(f"{path} holds a result of {res.model}, not {model.name}; the folder was moved by "
                              "hand. Move it back, or pass recompute=True to replace it.")
         return res
+    res = compute_entry(model, method, task, seed, scale=scale, test_size=test_size, display=display)
+    save_entry(res, seed, test_size, root)
+    return res
+
+
+def compute_entry(model, method: str, task: str, seed: int, *, scale: float = CPU_SCALE,
+                  test_size: int | None = TEST_SIZE, display: bool = False) -> Result:
+    """Run one cell, not cached: its ``Result``, with the setting it belongs to in ``extra["setting"]``
+    (what a Ray worker sends back for the driver to save)."""
     from ..data.splits import load_split
 
+    seed = _check_entry(method, seed, scale)
+    t = get_task(task)
     split = load_split(t.name, seed=seed, test_size=test_size)
-    dtype = str(model.dtype).removeprefix("torch.")
-    if not (folder / SETTING_FILE).exists():  # what the folder's name stands for, readable by settings()
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / SETTING_FILE).write_text(json.dumps({"model": model.name, "dtype": dtype, "test_size": test_size,
-                                                       "scale": scale}) + "\n")
     t0 = time.perf_counter()
     res = METHODS[method].run(model, t, split, config(method, t.name, seed, scale), display=display)
     res.method, res.seconds = method, time.perf_counter() - t0
-    res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type, dtype=dtype, setting=key)
-    res.save(path, overwrite=True)
+    res.extra.update(test_size=len(split.test), scale=scale, device=model.device.type,
+                     dtype=str(model.dtype).removeprefix("torch."), setting=setting(model, scale, test_size))
     return res
+
+
+def save_entry(res: Result, seed: int, test_size: int | None = TEST_SIZE, root: str | Path = ROOT) -> Path:
+    """Save a computed cell (atomically) where ``run_entry`` looks for it, and the setting's
+    ``setting.json`` (what the folder's name stands for, read by ``settings``) if missing."""
+    key, folder = res.extra["setting"], Path(root) / res.extra["setting"]
+    if not (folder / SETTING_FILE).exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (SETTING_FILE + ".tmp")
+        tmp.write_text(json.dumps({"model": res.model, "dtype": res.extra["dtype"],
+                                   "test_size": test_size, "scale": res.extra["scale"]}) + "\n")
+        tmp.replace(folder / SETTING_FILE)
+    return res.save(entry_path(root, key, res.method, res.task, seed), overwrite=True)
 
 
 def settings(root: str | Path = ROOT) -> list[str]:
