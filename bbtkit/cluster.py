@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+SETTINGS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+            "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}  # environment of what a local cluster starts
+
 
 def require_ray():
     """The ``ray`` module, or an ImportError that says how to install it."""
@@ -17,12 +20,26 @@ def require_ray():
 
 def connect(address: str | None = None, cpus: int | None = None):
     """Join the Ray cluster at ``address`` (``None``: the one this machine runs, else a new local one;
-    ``"local"``: always a new local one), with ``cpus`` CPUs where it starts one. Usage statistics stay off,
-    so no traffic leaves the cluster."""
+    ``"local"``: always a new local one, on 127.0.0.1 only), with ``cpus`` CPUs where it starts one. Usage
+    statistics stay off (no traffic leaves the cluster), and Serve's proxy gets a minute, not 5 s, to answer
+    its first health check (a busy laptop is slower)."""
+    for name, value in SETTINGS.items():
+        os.environ.setdefault(name, value)
     ray = require_ray()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
-        local = address in (None, "local")
-        ray.init(address=address, num_cpus=cpus if local else None, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        if address == "local":
+            _loopback_only()
+        extra = dict(num_cpus=cpus) if address in (None, "local") else {}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **extra)
     return ray
+
+
+def _loopback_only() -> None:
+    """A new one-machine instance listens on 127.0.0.1, not on the machine's network address: Ray's own switch
+    for one-machine instances, set here and in the environment that its processes inherit."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        from ray._private import ray_constants
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    except (ImportError, AttributeError):  # another Ray version: the environment variable alone
+        pass

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
+from bbtkit.cluster import connect
 from bbtkit.course import fan_out, leaderboard as lb
 
 if os.environ.get("BBTKIT_CLUSTER_REQUIRED"):  # make test installs the [cluster] extra: no silent skip there
@@ -27,9 +28,8 @@ VICTIM = ("bbt", "sst2", 42)
 
 @pytest.fixture(scope="module")
 def local_ray():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             object_store_memory=200 * 2 ** 20)
+    connect("local", cpus=2)
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # loopback only
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get this module's hook by value
     yield ray
     ray.shutdown()

@@ -54,15 +54,16 @@ def model_info(model) -> dict:
 
 def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Batcher | None = None,
                sessions: int = 64, max_body: int = wire.MAX_BODY, competition=None, answers: Answers | None = None,
-               rate_limit: RateLimit | None = None) -> FastAPI:
+               rate_limit: RateLimit | None = None, shared_sessions=None) -> FastAPI:
     """The ASGI app serving ``model``; ``allow_hidden``: answer final hidden states (AJO needs them; not with
     ``answers`` other than full); ``competition``: a ``serve.competition.Competition`` (its routes:
-    ``serve.competition_routes``); ``answers``, ``rate_limit``: the defenses of ``serve.defenses``."""
+    ``serve.competition_routes``); ``answers``, ``rate_limit``: the defenses of ``serve.defenses``;
+    ``shared_sessions``: where replicas share sessions (``serve.on_ray``), so that any replica answers any."""
     app = FastAPI(title="bbtkit class server", docs_url=None, redoc_url=None)
     app.state.model, app.state.ledger, app.state.max_body, app.state.competition = model, ledger, max_body, competition
     app.include_router(router)
     app.state.answers, app.state.rate_limit = answers or Answers(), rate_limit or RateLimit()
-    app.state.sessions, app.state.batcher = Sessions(model, sessions), batcher or Batcher()
+    app.state.sessions, app.state.batcher = Sessions(model, sessions, shared_sessions), batcher or Batcher()
     info = {**model_info(model), "answers": repr(app.state.answers), "rate_limit": app.state.rate_limit.rate,
             "hidden_states": allow_hidden and app.state.answers.mode == "full"}
 
@@ -88,8 +89,10 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
             raise HTTPException(400, f"Bad session: {err}") from None
         return {"session": sid, "cut": cut}
 
-    def session(sid: str):
+    async def session(sid: str):
         api = app.state.sessions.get(sid)
+        if api is None and app.state.sessions.shared is not None:  # registered on another replica
+            api = await run_in_threadpool(app.state.sessions.recover, sid)
         if api is None:
             raise HTTPException(404, "unknown session: send the examples again (POST /v1/sessions).")
         return api
@@ -97,7 +100,7 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
     @app.post("/v1/sessions/{sid}/logits")
     async def post_logits(sid: str, request: Request):
         key = await authenticate(request)
-        api = session(sid)
+        api = await session(sid)
         job = _job(api, await read_body(request, max_body), allow_hidden and app.state.answers.mode == "full")
         throttle(request, key)
         try:
@@ -119,7 +122,7 @@ def create_app(model, ledger: Ledger, *, allow_hidden: bool = False, batcher: Ba
     @app.post("/v1/sessions/{sid}/scales")
     async def post_scales(sid: str, request: Request):
         await authenticate(request)
-        api, body = session(sid), await read_json(request)
+        api, body = await session(sid), await read_json(request)
         n, deep = body.get("n_prompt"), body.get("deep", False)
         if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 4096 or not isinstance(deep, bool):
             raise HTTPException(400, "scales takes {n_prompt: whole number of prompt tokens, deep: true|false}.")

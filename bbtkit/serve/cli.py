@@ -28,6 +28,13 @@ def add_commands(sub) -> None:
     sv.add_argument("--decimals", type=int, default=1, help="decimals of --answers rounded")
     sv.add_argument("--rate-limit", type=float, default=0.0, help="requests per second per key (0: no limit)")
     sv.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    sv.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help="serve as Ray Serve replicas on the cluster at ADDRESS (none: this machine's, or a new local "
+                         "one; 'local': a new local one); needs the [cluster] extra")
+    sv.add_argument("--replicas", type=int, default=1, help="with --ray: copies of the server behind one address")
+    sv.add_argument("--replica-cpus", type=float, default=1.0, help="with --ray: CPUs per replica")
+    sv.add_argument("--replica-gpus", type=float, default=None,
+                    help="with --ray: GPUs per replica (default: 1 where the cluster has GPUs, else 0)")
     ks = sub.add_parser("keys", help="the class server's keys: create, budget, revoke, list, usage")
     ks.add_argument("action", choices=("create", "budget", "submissions", "revoke", "list", "usage"))
     ks.add_argument("names", nargs="*", help="students' names (create, budget, revoke)")
@@ -44,24 +51,15 @@ def serve(args) -> int:
     except ImportError:
         print("The class server needs the [serve] extra: pip install -e '.[serve]' (or make serve).", file=sys.stderr)
         return 1
-    import torch
-
-    from ..model.load import load_model
-    from .app import create_app
-    from .batching import Batcher
-    from .competition import Competition
-    from .defenses import Answers, RateLimit
+    if args.ray is not None:
+        from .on_ray import serve_on_ray
+        return serve_on_ray(args)
+    from .from_args import build_app
     from .ledger import Ledger
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model, dtype=args.dtype)
     ledger = Ledger(args.db)
-    batcher = Batcher(max_wait=args.max_wait_ms / 1000, enabled=not args.no_batching)
-    competition = Competition(args.competition, args.test_size) if args.competition else None
-    app = create_app(model, ledger, allow_hidden=args.allow_hidden, batcher=batcher, sessions=args.sessions,
-                     max_body=int(args.max_body_mb * 2 ** 20), competition=competition,
-                     answers=Answers(args.answers, args.decimals), rate_limit=RateLimit(args.rate_limit))
+    app = build_app(args, ledger)
+    model, competition = app.state.model, app.state.competition
     print(f"Serving {model.name} ({str(model.dtype).replace('torch.', '')}) at http://{args.host}:{args.port} "
           f"(ledger {ledger.path}; batching {'off' if args.no_batching else f'{args.max_wait_ms:g} ms'}"
           + (f"; competition on {', '.join(competition.tests)}" if competition else "") + ").", flush=True)

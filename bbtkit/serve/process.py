@@ -24,8 +24,9 @@ class ServerProcess:
     restarts it on the same port and ledger."""
 
     def __init__(self, db: str | Path, model: str = "auto", *args: str, port: int | None = None, timeout: float = 120.0,
-                 log: str | Path | None = None):
+                 log: str | Path | None = None, stop_timeout: float = 15.0):
         self.db, self.model, self.args, self.timeout = str(db), model, list(args), float(timeout)
+        self.stop_timeout = float(stop_timeout)  # how long a SIGTERM may take before kill -9 (Ray shuts down slowly)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -72,7 +73,7 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
 

@@ -4,7 +4,9 @@ A session is named by the SHA-256 of what defines it (the task, the texts, the o
 who tune on the same split share one session (and its cached context), and their requests can be
 packed into one forward pass. Sessions live in memory, at most ``limit`` of them (the least recently
 used goes first); a client whose session is gone (evicted, or the server restarted) sends it again.
-Labels never come: label-word logits do not need them.
+Labels never come: label-word logits do not need them. Replicas of one server (``serve.on_ray``) share
+what defines each session (``shared``: ``put(sid, payload)``, ``get(sid)``), so a replica that has not seen a
+session registers it from there instead of answering 404.
 """
 from __future__ import annotations
 
@@ -40,12 +42,12 @@ def check_options(options) -> dict:
 class Sessions:
     """The server's sessions over one model, least recently used evicted beyond ``limit``."""
 
-    def __init__(self, model, limit: int = 64):
-        self.model, self.limit = model, int(limit)
+    def __init__(self, model, limit: int = 64, shared=None):
+        self.model, self.limit, self.shared = model, int(limit), shared
         self._apis: OrderedDict[str, BlackBoxLM] = OrderedDict()
         self._lock = threading.Lock()
 
-    def register(self, payload: dict) -> tuple[str, list[int]]:
+    def register(self, payload: dict, share: bool = True) -> tuple[str, list[int]]:
         """(session id, tokens cut per example) for {"task", "examples", "options"}; ValueError if bad."""
         if not isinstance(payload, dict) or not {"task", "examples"} <= set(payload):
             raise wire.WireError("A session is a JSON object with task, examples and options.")
@@ -66,6 +68,8 @@ class Sessions:
                 self._apis[sid] = api
                 while len(self._apis) > self.limit:
                     self._apis.popitem(last=False)
+            if share and self.shared is not None:
+                self.shared.put(sid, payload)
         cut = [c for _, c in token_counts(self.model, task, examples, api._opts["max_length"])]
         return sid, cut
 
@@ -75,6 +79,14 @@ class Sessions:
             if api is not None:
                 self._apis.move_to_end(sid)
             return api
+
+    def recover(self, sid: str) -> BlackBoxLM | None:
+        """The session another replica registered (from ``shared``), registered here too; None if unknown."""
+        payload = self.shared.get(sid) if self.shared is not None else None
+        if payload is None:
+            return None
+        self.register(payload, share=False)
+        return self.get(sid)
 
     def __len__(self) -> int:
         return len(self._apis)
