@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bbtkit as bk
-from bbtkit.cluster import connect
+from bbtkit.runtime import connect
 from bbtkit.course import fan_out, leaderboard as lb
 
 if os.environ.get("BBTKIT_CLUSTER_REQUIRED"):  # make test installs the [cluster] extra: no silent skip there

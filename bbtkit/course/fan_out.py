@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..cluster import connect
+from ..runtime import connect
 from ..tuning.progress import Progress
 from . import leaderboard as lb
 

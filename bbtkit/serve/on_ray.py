@@ -25,7 +25,7 @@ import signal
 import threading
 from collections import OrderedDict
 
-from ..cluster import connect
+from ..runtime import connect
 from .ledger import BudgetExhausted, KeyError401, Ledger
 
 LEDGER_CALLS = frozenset({"authenticate", "charge", "finish", "refund", "usage", "take_submission",
