@@ -10,8 +10,11 @@ import urllib.request
 
 import pytest
 
+import torch
+
 import bbtkit as bk
 import test_serve as single  # the class server's tests, run here against the replicas
+from bbtkit.api import remote as rm, wire
 from bbtkit.serve.ledger import Ledger
 from bbtkit.serve.process import ServerProcess
 
@@ -41,6 +44,7 @@ def replica_tags(url: str, n: int = 8) -> list[str]:
 def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("ledger") / "class.db"
     with ServerProcess(db, single.MODEL, "--ray", "local", "--replicas", "2", "--replica-cpus", "0.5", "--allow-hidden",
+                       "--max-wait-ms", "20",
                        timeout=600, stop_timeout=120, log=db.with_suffix(".log")) as s:
         s.ledger = Ledger(db)
         deadline = time.monotonic() + 180  # the proxy answers with the first replica and learns of the second later
@@ -76,3 +80,38 @@ def test_sixteen_clients_racing_to_overspend_one_key_are_charged_exactly_the_bud
 
 def test_a_seeded_bbt_run_through_the_replicas_ends_where_the_local_run_ends(server, lm, split):
     single.test_a_seeded_bbt_run_through_the_server_ends_where_the_local_run_ends(server, lm, split)
+
+
+def _post(url: str, path: str, body: bytes, key: str, content: str):
+    req = urllib.request.Request(url + path, data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {key}", "Content-Type": content})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.read(), r.headers["x-bbtkit-replica"]
+
+
+def test_each_replica_packs_concurrent_requests_on_a_session_registered_once(server, lm, split):
+    """One session, registered on whichever replica took it; 16 clients send 4 populations each: both replicas
+    answer it (the other one from the shared session), and each packs concurrent requests into one pass."""
+    import json
+
+    k = single.key(server, name="packing")
+    payload, _ = rm.Remote.payload(bk.get_task("sst2"), split.train[:8], {})
+    sid = json.loads(_post(server.url, "/v1/sessions", json.dumps(payload).encode(), k, "application/json")[0])["session"]
+    body = wire.pack({"prompts": torch.zeros(2, 2, lm.hidden_size)}, {"pop": 2, "return_hidden": False,
+                                                                      "per_example": False})
+    answers = []
+
+    def client():
+        for _ in range(4):  # bounded: 4 requests per client
+            data, tag = _post(server.url, f"/v1/sessions/{sid}/logits", body, k, "application/octet-stream")
+            answers.append((tag, wire.unpack(data)[1]["packed"]))
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(answers) == 64
+    packed = {tag: max(p for t, p in answers if t == tag) for tag, _ in answers}
+    assert len(packed) == 2 and min(packed.values()) > 1, packed
+    assert bk.connect(server.url, k).usage()["calls"] == 128  # 2 candidates per request, each charged once
