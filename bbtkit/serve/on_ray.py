@@ -24,9 +24,10 @@ import secrets
 import signal
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 from ..runtime import connect
-from .ledger import BudgetExhausted, KeyError401, Ledger
+from .ledger import BudgetExhausted, KeyError401, Ledger, sqlite_path
 
 LEDGER_CALLS = frozenset({"authenticate", "charge", "finish", "refund", "usage", "take_submission",
                           "give_back_submission", "record_submission", "submissions", "keys", "calls",
@@ -136,17 +137,19 @@ def deployment(args, owner, path: str, gpus: float):
 
 def serve_on_ray(args) -> int:
     """Start the ledger actor and the replicas, serve until Ctrl-C or SIGTERM, then shut both down."""
+    if args.replicas < 1 or args.replica_cpus < 0 or (args.replica_gpus or 0) < 0:
+        raise SystemExit("--replicas must be at least 1, and --replica-cpus and --replica-gpus at least 0.")
     ray = connect(args.ray or None)
     from ray import serve
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    if args.replicas < 1:
-        raise SystemExit("--replicas must be at least 1.")
     gpus = args.replica_gpus
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)  # the file is here
-    owner = ray.remote(LedgerOwner).options(num_cpus=0, max_restarts=-1, scheduling_strategy=here).remote(args.db)
+    db = sqlite_path(args.db)  # made absolute here: the actor's working folder is not this one
+    db = db if db == ":memory:" else str(Path(db).expanduser().resolve())
+    owner = ray.remote(LedgerOwner).options(num_cpus=0, max_restarts=-1, scheduling_strategy=here).remote(db)
     path = ray.get(owner.path.remote())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
