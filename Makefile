@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml Makefile
 test: setup
 	$(BIN)/pip install --quiet -e ".[serve,cluster]"
 	@echo "bbtkit test run: $$($(BIN)/python -m bbtkit env)"
-	BBTKIT_SMOKE=1 BBTKIT_CLUSTER_REQUIRED=1 $(BIN)/python -m pytest tests/ --ignore=tests/browser --nbval-lax notebooks/ -p no:cacheprovider
+	BBTKIT_SMOKE=1 BBTKIT_CLUSTER_REQUIRED=1 $(BIN)/python -m pytest tests/ --ignore=tests/browser --nbval-lax notebooks/ -p no:cacheprovider --durations=25
 	BBTKIT_DTYPE=$$($(BIN)/python -m bbtkit env --other-dtype) $(BIN)/python -m pytest tests/test_embedded.py -p no:cacheprovider -q
 
 # Notebook 01 in JupyterLab in headless Chromium: it runs, and its explorer answers typing and a new
